@@ -1,0 +1,79 @@
+// Command certkeeper obtains TLS certificates from ACME CAs by DNS-01, keeps
+// them, renews and revokes them, behind a REST API compatible with Key Vault
+// Acmebot.
+//
+//	certkeeper serve --config certkeeper.yaml
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+// version is set at build time with -ldflags "-X main.version=…".
+var version = "dev"
+
+const usage = `certkeeper — certificates from any ACME CA by DNS-01, behind an Acmebot-compatible API
+
+Usage:
+  certkeeper serve [--config FILE]   run the service (config also from CERTKEEPER_CONFIG)
+  certkeeper version                 print the version
+
+Run "certkeeper serve --help" for the flags of serve.
+`
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// run executes one command and returns the process exit code: 0 success,
+// 1 failure, 2 bad usage or configuration.
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	var err error
+	switch args[0] {
+	case "serve":
+		err = serve(ctx, args[1:], stderr)
+	case "version", "--version", "-version":
+		fmt.Fprintln(stdout, "certkeeper", version)
+		return 0
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	default:
+		fmt.Fprintf(stderr, "certkeeper: unknown command %q\n\n%s", args[0], usage)
+		return 2
+	}
+	var ue *usageError
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, flag.ErrHelp):
+		return 0
+	case errors.As(err, &ue):
+		fmt.Fprintf(stderr, "certkeeper: %v\n", ue.err)
+		return 2
+	default:
+		fmt.Fprintf(stderr, "certkeeper: %v\n", err)
+		return 1
+	}
+}
+
+// usageError is a problem with the command line or the configuration: exit
+// code 2.
+type usageError struct{ err error }
+
+func (e *usageError) Error() string { return e.err.Error() }
+func (e *usageError) Unwrap() error { return e.err }

@@ -1,0 +1,55 @@
+package app
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/certkeeper/certkeeper/internal/config"
+	"github.com/certkeeper/certkeeper/internal/dns"
+	"github.com/certkeeper/certkeeper/internal/dns/customdns"
+	"github.com/certkeeper/certkeeper/internal/dns/rfc2136"
+)
+
+// providerConstructors is the list of DNS provider types certkeeper can use:
+// one constructor per config type, each built from its own typed block so
+// that several instances of one type coexist.
+var providerConstructors = map[string]func(config.DNSProvider) (dns.Provider, error){
+	config.ProviderRFC2136: func(p config.DNSProvider) (dns.Provider, error) {
+		c := p.RFC2136
+		return rfc2136.New(rfc2136.Config{
+			Nameserver: c.Nameserver, TSIGKeyName: c.TSIGKeyName, TSIGAlgorithm: c.TSIGAlgorithm,
+			TSIGSecret: c.TSIGSecret, TTL: p.TTL,
+		})
+	},
+	config.ProviderCustomDNS: func(p config.DNSProvider) (dns.Provider, error) {
+		c := p.CustomDNS
+		return customdns.New(customdns.Config{
+			Endpoint: c.Endpoint, APIKey: c.APIKey, APIKeyHeaderName: c.APIKeyHeaderName, TTL: p.TTL,
+		})
+	},
+}
+
+// buildProviders turns the configured providers into named instances,
+// reporting every one that cannot be built.
+func buildProviders(c config.DNS) ([]dns.Named, error) {
+	var (
+		out  []dns.Named
+		errs []error
+	)
+	for i, p := range c.Providers {
+		build, ok := providerConstructors[p.Type]
+		if !ok {
+			errs = append(errs, fmt.Errorf("dns.providers[%d]: unsupported type %q", i, p.Type))
+			continue
+		}
+		prov, err := build(p)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("dns.providers[%d] (%s): %w", i, p.Name, err))
+			continue
+		}
+		out = append(out, dns.Named{
+			Name: p.Name, Provider: prov, Zones: p.Zones, TTL: p.TTL, PropagationTimeout: p.PropagationTimeout,
+		})
+	}
+	return out, errors.Join(errs...)
+}

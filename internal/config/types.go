@@ -1,0 +1,139 @@
+// Package config holds certkeeper's configuration: one Config decoded strictly
+// from a YAML file, overridden by CERTKEEPER_* environment variables, with
+// secrets also read from files, and a Validate that reports every problem at
+// once.
+package config
+
+import (
+	"time"
+
+	"github.com/certkeeper/certkeeper/internal/secret"
+)
+
+// Config is the whole configuration. The YAML key names are a public
+// contract: deployment scripts outside this repository use them.
+type Config struct {
+	// Listen is the address the HTTP API listens on.
+	Listen string `yaml:"listen"`
+	// PublicURL is the base URL used in Location headers behind a proxy;
+	// empty means the scheme and Host of each request.
+	PublicURL string `yaml:"publicURL"`
+	// DataDir holds the SQLite database and the master key file.
+	DataDir string `yaml:"dataDir"`
+	// Database is empty for SQLite in DataDir, or a postgres:// URL.
+	Database secret.String `yaml:"database"`
+	// MasterKey is the base64 AES-256 key that encrypts private keys at rest;
+	// when empty, MasterKeyFile (default <dataDir>/master.key, created with
+	// mode 0600 on first start) holds it.
+	MasterKey     secret.String `yaml:"masterKey"`
+	MasterKeyFile string        `yaml:"masterKeyFile"`
+	ACME          ACME          `yaml:"acme"`
+	DNS           DNS           `yaml:"dns"`
+	Auth          Auth          `yaml:"auth"`
+	Jobs          Jobs          `yaml:"jobs"`
+	Log           Log           `yaml:"log"`
+}
+
+// ACME is the certificate authority.
+type ACME struct {
+	// Endpoint is the CA's directory URL.
+	Endpoint string   `yaml:"endpoint"`
+	Contacts []string `yaml:"contacts"`
+	// CABundle is a PEM file of extra roots trusted for the CA's HTTPS API.
+	CABundle string `yaml:"caBundle"`
+	// Profile is the default ACME profile, checked against the directory.
+	Profile string `yaml:"profile"`
+}
+
+// DNS is how DNS-01 challenges are answered.
+type DNS struct {
+	// Resolvers are host:port servers the propagation check asks; empty
+	// means the zone's authoritative servers.
+	Resolvers []string `yaml:"resolvers"`
+	// PropagationTimeout bounds the wait for records to be visible; default 5m.
+	PropagationTimeout time.Duration `yaml:"propagationTimeout"`
+	Providers          []DNSProvider `yaml:"providers"`
+}
+
+// DNSProvider is one configured DNS provider instance. Name, Type, Zones,
+// TTL and PropagationTimeout are common to every type; exactly one of the
+// typed blocks below is set, the one for Type, and holds the type's own keys
+// (which sit beside the common keys in YAML).
+type DNSProvider struct {
+	// Name is the dnsProviderName clients see and send.
+	Name string `yaml:"name"`
+	// Type selects the implementation: rfc2136 or customDns.
+	Type  string   `yaml:"type"`
+	Zones []string `yaml:"zones"`
+	// TTL of the TXT records written; default 60.
+	TTL int `yaml:"ttl"`
+	// PropagationTimeout overrides DNS.PropagationTimeout for this provider.
+	PropagationTimeout time.Duration `yaml:"propagationTimeout"`
+
+	RFC2136   *RFC2136   `yaml:"-"`
+	CustomDNS *CustomDNS `yaml:"-"`
+}
+
+// Provider types.
+const (
+	ProviderRFC2136   = "rfc2136"
+	ProviderCustomDNS = "customDns"
+)
+
+// RFC2136 is a DNS server that accepts dynamic updates (RFC 2136) signed
+// with TSIG (RFC 8945).
+type RFC2136 struct {
+	// Nameserver is host:port of the primary that takes updates.
+	Nameserver     string        `yaml:"nameserver"`
+	TSIGKeyName    string        `yaml:"tsigKeyName"`
+	TSIGAlgorithm  string        `yaml:"tsigAlgorithm"`
+	TSIGSecret     secret.String `yaml:"tsigSecret"`
+	TSIGSecretFile string        `yaml:"tsigSecretFile"`
+}
+
+// CustomDNS is an HTTP API that follows Key Vault Acmebot's Custom DNS
+// contract.
+type CustomDNS struct {
+	Endpoint         string        `yaml:"endpoint"`
+	APIKey           secret.String `yaml:"apiKey"`
+	APIKeyFile       string        `yaml:"apiKeyFile"`
+	APIKeyHeaderName string        `yaml:"apiKeyHeaderName"`
+}
+
+// Auth is who may call the API.
+type Auth struct {
+	APIKeys []APIKey `yaml:"apiKeys"`
+	// RequireRoles enforces roles; when false every authenticated caller may
+	// issue, renew and revoke (Acmebot's default), but never read private
+	// keys or administer.
+	RequireRoles bool `yaml:"requireRoles"`
+}
+
+// APIKey is a key configured in the file. Only a hash of it is kept.
+type APIKey struct {
+	Name    string        `yaml:"name"`
+	Key     secret.String `yaml:"key"`
+	KeyFile string        `yaml:"keyFile"`
+	Roles   []string      `yaml:"roles"`
+}
+
+// Jobs tunes the durable job queue.
+type Jobs struct {
+	// Workers is how many operations run at once; default 20.
+	Workers int `yaml:"workers"`
+	// Timeout bounds one attempt of a job; default 15m.
+	Timeout time.Duration `yaml:"timeout"`
+	// RescueAfter is how long a job may stay running before another
+	// process takes it over (its process is presumed dead); default
+	// Timeout + 1m. With SQLite, jobs left running by a previous process
+	// are taken over at start.
+	RescueAfter time.Duration `yaml:"rescueAfter"`
+}
+
+// Log is how the process logs.
+type Log struct {
+	// Level is debug, info, warn or error; default info.
+	Level string `yaml:"level"`
+	// Format is text or json; default text.
+	Format string `yaml:"format"`
+}

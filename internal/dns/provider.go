@@ -1,0 +1,25 @@
+// Package dns holds DNS-01 validation: the Provider interface that DNS
+// services implement, the choice of zone and provider for a name, the grouping
+// of challenge records into RRsets, and the propagation check that waits until
+// every authoritative server (or configured resolver) answers with the record.
+package dns
+
+import "context"
+
+// Provider writes and removes TXT records in the zones of one DNS service
+// account. Implementations are safe for concurrent use.
+type Provider interface {
+	// Present makes the TXT RRset at fqdn (fully qualified, with a trailing
+	// dot, inside zone) contain every one of values. Values already there for
+	// other challenges are kept.
+	Present(ctx context.Context, zone, fqdn string, values []string) error
+	// CleanUp removes values from the TXT RRset at fqdn. Values that are not
+	// there are not an error; other values are kept.
+	CleanUp(ctx context.Context, zone, fqdn string, values []string) error
+}
+
+// ZoneLister is implemented by providers that can list the zones they manage.
+type ZoneLister interface {
+	// Zones returns the zone names (no trailing dot) the account manages.
+	Zones(ctx context.Context) ([]string, error)
+}

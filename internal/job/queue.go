@@ -1,0 +1,183 @@
+// Package job holds the durable job queue (River, on the same database as
+// everything else): its setup for SQLite and PostgreSQL, the transactional
+// enqueue of an operation with its job, and the worker that carries an
+// issuance or renewal through the ACME flow.
+package job
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver"
+	"github.com/riverqueue/river/riverdriver/riverdatabasesql"
+	"github.com/riverqueue/river/riverdriver/riversqlite"
+	"github.com/riverqueue/river/rivermigrate"
+
+	"github.com/certkeeper/certkeeper/internal/certificate"
+	"github.com/certkeeper/certkeeper/internal/operation"
+	"github.com/certkeeper/certkeeper/internal/store"
+)
+
+// IssueArgs is the job that carries one issue or renew operation.
+type IssueArgs struct {
+	OperationID string `json:"operationId"`
+}
+
+// Kind implements river.JobArgs.
+func (IssueArgs) Kind() string { return "certkeeper_issue" }
+
+// Options configures a Queue.
+type Options struct {
+	Store *store.Store
+	// Runner does the work of each operation.
+	Runner *Runner
+	// Workers is how many operations run at once.
+	Workers int
+	// Timeout bounds one attempt; RescueAfter is how long a job may stay
+	// running before it is presumed abandoned by a dead process.
+	Timeout     time.Duration
+	RescueAfter time.Duration
+	Logger      *slog.Logger
+}
+
+// Queue is the durable job queue. It is safe for concurrent use.
+type Queue struct {
+	client *river.Client[*sql.Tx]
+	store  *store.Store
+	logger *slog.Logger
+}
+
+// New migrates River's schema and builds the queue; Start runs it.
+func New(ctx context.Context, opts Options) (*Queue, error) {
+	logger := opts.Logger.With("component", "job")
+	var driver riverdriver.Driver[*sql.Tx]
+	switch opts.Store.Dialect() {
+	case store.SQLite:
+		driver = riversqlite.New(opts.Store.DB())
+	default:
+		driver = riverdatabasesql.New(opts.Store.DB())
+	}
+	migrator, err := rivermigrate.New(driver, &rivermigrate.Config{Logger: quietLogger(logger)})
+	if err != nil {
+		return nil, fmt.Errorf("preparing job queue migrations: %w", err)
+	}
+	if _, err := migrator.Migrate(ctx, rivermigrate.DirectionUp, nil); err != nil {
+		return nil, fmt.Errorf("migrating job queue schema: %w", err)
+	}
+	if opts.Store.Dialect() == store.SQLite {
+		// SQLite has one process by construction: a job still marked running
+		// was left by a process that died. Hand it back at once instead of
+		// waiting for the rescuer.
+		if err := releaseOrphans(ctx, opts.Store.DB(), logger); err != nil {
+			return nil, err
+		}
+	}
+
+	workers := river.NewWorkers()
+	river.AddWorker(workers, &issueWorker{runner: opts.Runner})
+	client, err := river.NewClient(driver, &river.Config{
+		Queues:               map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: opts.Workers}},
+		Workers:              workers,
+		JobTimeout:           opts.Timeout,
+		RescueStuckJobsAfter: opts.RescueAfter,
+		FetchCooldown:        20 * time.Millisecond,
+		FetchPollInterval:    250 * time.Millisecond,
+		MaxAttempts:          25,
+		Logger:               quietLogger(logger),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("creating job queue: %w", err)
+	}
+	return &Queue{client: client, store: opts.Store, logger: logger}, nil
+}
+
+// quietLogger passes River's own logging through at warning level and up.
+func quietLogger(l *slog.Logger) *slog.Logger {
+	return slog.New(levelFloor{Handler: l.Handler(), min: slog.LevelWarn})
+}
+
+type levelFloor struct {
+	slog.Handler
+	min slog.Level
+}
+
+func (h levelFloor) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= h.min && h.Handler.Enabled(ctx, l)
+}
+
+func releaseOrphans(ctx context.Context, db *sql.DB, logger *slog.Logger) error {
+	res, err := db.ExecContext(ctx, `UPDATE river_job SET state = 'available', attempted_by = NULL
+		WHERE state = 'running'`)
+	if err != nil {
+		return fmt.Errorf("releasing jobs left running by a previous process: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n > 0 {
+		logger.InfoContext(ctx, "resuming jobs left running by a previous process", "jobs", n)
+	}
+	return nil
+}
+
+// Start starts working jobs. It returns once the queue runs; Stop ends it.
+func (q *Queue) Start(ctx context.Context) error {
+	if err := q.client.Start(ctx); err != nil {
+		return fmt.Errorf("starting job queue: %w", err)
+	}
+	return nil
+}
+
+// Stop stops taking jobs and waits for running ones until ctx is done; then
+// it cancels them, and they go back to the queue for the next start.
+func (q *Queue) Stop(ctx context.Context) error {
+	err := q.client.Stop(ctx)
+	if err == nil {
+		return nil
+	}
+	q.logger.WarnContext(ctx, "jobs still running at the end of the grace period; cancelling them")
+	cancelCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	if err := q.client.StopAndCancel(cancelCtx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("stopping job queue: %w", err)
+	}
+	return nil
+}
+
+// Enqueue records a new operation for spec and its job in one transaction,
+// and returns the operation id.
+func (q *Queue) Enqueue(ctx context.Context, kind operation.Kind, spec certificate.Spec) (string, error) {
+	now := time.Now().UTC()
+	op := operation.Operation{
+		ID: operation.NewID(), Kind: kind, CertificateName: spec.Name, Status: operation.StatusPending,
+		CreatedAt: now, UpdatedAt: now,
+	}
+	err := q.store.Tx(ctx, func(tx *sql.Tx) error {
+		if err := q.store.InsertOperation(ctx, tx, op, spec); err != nil {
+			return err
+		}
+		if _, err := q.client.InsertTx(ctx, tx, IssueArgs{OperationID: op.ID}, nil); err != nil {
+			return fmt.Errorf("enqueueing operation %s: %w", op.ID, err)
+		}
+		return nil
+	})
+	if err != nil {
+		return "", err
+	}
+	q.logger.InfoContext(ctx, "operation enqueued", "operation_id", op.ID, "kind", kind, "certificate", spec.Name)
+	return op.ID, nil
+}
+
+// Ping reports whether the queue's database answers.
+func (q *Queue) Ping(ctx context.Context) error { return q.store.Ping(ctx) }
+
+type issueWorker struct {
+	river.WorkerDefaults[IssueArgs]
+	runner *Runner
+}
+
+func (w *issueWorker) Work(ctx context.Context, j *river.Job[IssueArgs]) error {
+	return w.runner.Run(ctx, j.Args.OperationID)
+}

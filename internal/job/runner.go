@@ -1,0 +1,251 @@
+package job
+
+import (
+	"context"
+	"crypto/sha1" //nolint:gosec // the SHA-1 thumbprint is an identifier Acmebot clients expect, not a security check
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/certkeeper/certkeeper/internal/certificate"
+	"github.com/certkeeper/certkeeper/internal/issuer"
+	"github.com/certkeeper/certkeeper/internal/operation"
+	"github.com/certkeeper/certkeeper/internal/store"
+	"github.com/certkeeper/certkeeper/internal/vault"
+)
+
+// Issuer is the ACME flow the runner drives.
+type Issuer interface {
+	Obtain(ctx context.Context, req issuer.Request, solver issuer.Solver, progress issuer.Progress) (*issuer.Certificate, error)
+	// DirectoryURL is the CA the certificates come from.
+	DirectoryURL() string
+}
+
+// Solvers gives the DNS-01 solver for a certificate's provider and alias.
+type Solvers interface {
+	Solver(providerName, dnsAlias string) issuer.Solver
+}
+
+// Vault is where issued versions go.
+type Vault interface {
+	Put(ctx context.Context, v vault.Version) error
+	Latest(ctx context.Context, name string) (vault.Version, error)
+}
+
+// Runner carries an operation from pending to succeeded or failed. It is safe
+// for concurrent use; each operation runs in one goroutine at a time.
+type Runner struct {
+	store   *store.Store
+	issuer  Issuer
+	solvers Solvers
+	vault   Vault
+	logger  *slog.Logger
+}
+
+// NewRunner returns a Runner.
+func NewRunner(st *store.Store, iss Issuer, solvers Solvers, v Vault, logger *slog.Logger) *Runner {
+	return &Runner{store: st, issuer: iss, solvers: solvers, vault: v, logger: logger.With("component", "runner")}
+}
+
+// writeTimeout bounds the database writes that record an operation's state,
+// which run even after the job's context ended.
+const writeTimeout = 15 * time.Second
+
+// Run works the operation with id. A failure of the issuance itself is
+// recorded on the operation and Run returns nil; Run returns an error only
+// when the operation should be tried again later: its state could not be
+// recorded, or the process is shutting down.
+func (r *Runner) Run(ctx context.Context, id string) error {
+	logger := r.logger.With("operation_id", id)
+	op, err := r.store.Operation(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		logger.ErrorContext(ctx, "job for an unknown operation; dropping it")
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if op.Status.Done() {
+		return nil
+	}
+	spec, err := r.store.OperationSpec(ctx, id)
+	if err != nil {
+		return err
+	}
+	logger = logger.With("certificate", spec.Name)
+	t := &tracker{store: r.store, op: op, logger: logger}
+	t.op.Status = operation.StatusRunning
+	t.op.Attempt++
+	if err := t.save(ctx); err != nil {
+		return err
+	}
+	if t.op.Attempt > 1 {
+		logger.InfoContext(ctx, "resuming operation", "attempt", t.op.Attempt)
+	}
+	solver := &recordingSolver{Solver: r.solvers.Solver(spec.DNSProviderName, spec.DNSAlias), store: r.store, opID: id}
+	if err := solver.removeLeftovers(ctx); err != nil {
+		logger.WarnContext(ctx, "removing DNS records left by an earlier attempt", "error", err)
+	}
+
+	// A previous attempt may have stored the version and died before it
+	// recorded success: the version id is the operation id.
+	if _, err := r.store.VersionByID(ctx, id); err == nil {
+		return t.succeed(ctx, id)
+	}
+
+	req := issuer.Request{
+		Names: spec.DNSNames, KeyType: spec.KeyType, KeySize: spec.KeySize, Curve: spec.KeyCurveName,
+		Profile: spec.Profile,
+	}
+	if spec.ReuseKey {
+		if prev, err := r.vault.Latest(ctx, spec.Name); err == nil {
+			key, err := issuer.ParseKeyPEM(prev.KeyPEM)
+			if err != nil {
+				return t.fail(ctx, operation.StepOrdering, fmt.Errorf("reading the key to reuse: %w", err))
+			}
+			req.Key = key
+		} else if !errors.Is(err, vault.ErrNotFound) {
+			return err
+		}
+	}
+
+	cert, err := r.issuer.Obtain(ctx, req, solver, t.enter)
+	if err != nil {
+		if ctx.Err() != nil && !errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			// Shutting down: leave the operation running; the job is worked
+			// again on the next start (or by another replica).
+			return fmt.Errorf("operation %s interrupted: %w", id, ctx.Err())
+		}
+		step := t.current()
+		if pe := (*issuer.ProblemError)(nil); errors.As(err, &pe) && pe.Step != "" {
+			step = pe.Step
+		}
+		return t.fail(ctx, step, err)
+	}
+
+	t.enter(ctx, operation.StepStoring)
+	v := versionOf(id, spec, r.issuer.DirectoryURL(), cert)
+	if err := r.vault.Put(ctx, v); err != nil && !errors.Is(err, vault.ErrExists) {
+		return t.fail(ctx, operation.StepStoring, err)
+	}
+	logger.InfoContext(ctx, "certificate issued", "serial", v.Serial, "not_after", v.NotAfter)
+	return t.succeed(ctx, id)
+}
+
+func versionOf(id string, spec certificate.Spec, endpoint string, c *issuer.Certificate) vault.Version {
+	sum := sha1.Sum(c.Leaf.Raw) //nolint:gosec // see import
+	return vault.Version{
+		ID: id, Name: spec.Name, Spec: spec, ACMEEndpoint: endpoint,
+		Serial:     c.Leaf.SerialNumber.Text(16),
+		Thumbprint: strings.ToUpper(hex.EncodeToString(sum[:])),
+		NotBefore:  c.Leaf.NotBefore.UTC(), NotAfter: c.Leaf.NotAfter.UTC(),
+		CertPEM: c.CertPEM, ChainPEM: c.ChainPEM, KeyPEM: c.KeyPEM, CertURL: c.URL,
+		CreatedAt: time.Now().UTC(),
+	}
+}
+
+// tracker records an operation's steps as the flow enters them.
+type tracker struct {
+	mu     sync.Mutex
+	store  *store.Store
+	op     operation.Operation
+	logger *slog.Logger
+}
+
+func (t *tracker) save(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), writeTimeout)
+	defer cancel()
+	return t.store.UpdateOperation(ctx, t.store.DB(), t.op)
+}
+
+// enter implements issuer.Progress: it closes the current step and opens step.
+func (t *tracker) enter(ctx context.Context, step operation.Step) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	now := time.Now().UTC()
+	if n := len(t.op.Steps); n > 0 && t.op.Steps[n-1].FinishedAt == nil {
+		t.op.Steps[n-1].FinishedAt = &now
+	}
+	t.op.Steps = append(t.op.Steps, operation.StepRecord{Name: step, StartedAt: now})
+	t.logger.DebugContext(ctx, "operation step", "step", step)
+	if err := t.save(ctx); err != nil {
+		t.logger.WarnContext(ctx, "recording operation step", "step", step, "error", err)
+	}
+}
+
+func (t *tracker) current() operation.Step {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if n := len(t.op.Steps); n > 0 {
+		return t.op.Steps[n-1].Name
+	}
+	return operation.StepOrdering
+}
+
+func (t *tracker) finishLast(now time.Time, errText string) {
+	if n := len(t.op.Steps); n > 0 && t.op.Steps[n-1].FinishedAt == nil {
+		t.op.Steps[n-1].FinishedAt = &now
+		t.op.Steps[n-1].Error = errText
+	}
+}
+
+func (t *tracker) fail(ctx context.Context, step operation.Step, cause error) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.finishLast(time.Now().UTC(), cause.Error())
+	t.op.Status, t.op.FailedStep, t.op.Error = operation.StatusFailed, step, cause.Error()
+	t.logger.WarnContext(ctx, "operation failed", "step", step, "error", cause)
+	return t.save(ctx)
+}
+
+func (t *tracker) succeed(ctx context.Context, versionID string) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.finishLast(time.Now().UTC(), "")
+	t.op.Status, t.op.VersionID = operation.StatusSucceeded, versionID
+	return t.save(ctx)
+}
+
+// recordingSolver writes down the challenges it presents before presenting
+// them, and forgets them once they are removed, so that a process taking the
+// operation over after a crash can remove what the dead one left.
+type recordingSolver struct {
+	issuer.Solver
+	store *store.Store
+	opID  string
+}
+
+func (s *recordingSolver) Present(ctx context.Context, challenges []issuer.Challenge) error {
+	raw, err := json.Marshal(challenges)
+	if err != nil {
+		return fmt.Errorf("encoding challenges: %w", err)
+	}
+	if err := s.store.SetPendingChallenges(ctx, s.opID, raw); err != nil {
+		return err
+	}
+	return s.Solver.Present(ctx, challenges)
+}
+
+func (s *recordingSolver) CleanUp(ctx context.Context, challenges []issuer.Challenge) error {
+	if err := s.Solver.CleanUp(ctx, challenges); err != nil {
+		return err
+	}
+	return s.store.SetPendingChallenges(ctx, s.opID, nil)
+}
+
+func (s *recordingSolver) removeLeftovers(ctx context.Context) error {
+	raw, err := s.store.PendingChallenges(ctx, s.opID)
+	if err != nil || len(raw) == 0 {
+		return err
+	}
+	var challenges []issuer.Challenge
+	if err := json.Unmarshal(raw, &challenges); err != nil {
+		return fmt.Errorf("decoding pending challenges: %w", err)
+	}
+	return s.CleanUp(ctx, challenges)
+}

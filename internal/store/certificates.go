@@ -1,0 +1,167 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/certkeeper/certkeeper/internal/certificate"
+)
+
+// Version is one stored certificate version as the database holds it: the
+// private key is sealed with the master key, never in the clear.
+type Version struct {
+	ID           string
+	Name         string
+	Spec         certificate.Spec
+	ACMEEndpoint string
+	Serial       string
+	Thumbprint   string
+	NotBefore    time.Time
+	NotAfter     time.Time
+	CertPEM      string
+	ChainPEM     string
+	KeySealed    string
+	CertURL      string
+	CreatedAt    time.Time
+	RevokedAt    time.Time // zero when not revoked
+}
+
+// InsertVersion stores v and makes its spec the certificate's current one,
+// creating the certificate on its first version. It is all or nothing, and
+// inserting a version id that exists already changes nothing (ErrExists).
+func (s *Store) InsertVersion(ctx context.Context, v Version) error {
+	spec, err := json.Marshal(v.Spec)
+	if err != nil {
+		return fmt.Errorf("encoding spec: %w", err)
+	}
+	return s.Tx(ctx, func(tx *sql.Tx) error {
+		var exists int
+		err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM certificate_versions WHERE id = $1`, v.ID).Scan(&exists)
+		if err != nil {
+			return fmt.Errorf("checking version %s: %w", v.ID, err)
+		}
+		if exists > 0 {
+			return ErrExists
+		}
+		now := micros(v.CreatedAt)
+		if _, err := tx.ExecContext(ctx, `INSERT INTO certificates (name, spec, acme_endpoint, created_at, updated_at)
+			VALUES ($1, $2, $3, $4, $4)
+			ON CONFLICT (name) DO UPDATE SET spec = excluded.spec, acme_endpoint = excluded.acme_endpoint,
+				updated_at = excluded.updated_at`,
+			v.Name, string(spec), v.ACMEEndpoint, now); err != nil {
+			return fmt.Errorf("writing certificate %s: %w", v.Name, err)
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO certificate_versions
+			(id, certificate_name, spec, acme_endpoint, serial, thumbprint, not_before, not_after,
+			 cert_pem, chain_pem, key_sealed, cert_url, created_at, revoked_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`,
+			v.ID, v.Name, string(spec), v.ACMEEndpoint, v.Serial, v.Thumbprint, micros(v.NotBefore),
+			micros(v.NotAfter), v.CertPEM, v.ChainPEM, v.KeySealed, v.CertURL, now, micros(v.RevokedAt)); err != nil {
+			return fmt.Errorf("writing version %s of %s: %w", v.ID, v.Name, err)
+		}
+		return nil
+	})
+}
+
+// ErrExists is returned when a row with the same key exists already.
+var ErrExists = errors.New("already exists")
+
+const versionColumns = `id, certificate_name, spec, acme_endpoint, serial, thumbprint, not_before, not_after,
+	cert_pem, chain_pem, key_sealed, cert_url, created_at, revoked_at`
+
+func scanVersion(row interface{ Scan(...any) error }) (Version, error) {
+	var (
+		v                                     Version
+		spec                                  string
+		notBefore, notAfter, created, revoked int64
+	)
+	if err := row.Scan(&v.ID, &v.Name, &spec, &v.ACMEEndpoint, &v.Serial, &v.Thumbprint, &notBefore, &notAfter,
+		&v.CertPEM, &v.ChainPEM, &v.KeySealed, &v.CertURL, &created, &revoked); err != nil {
+		return v, err
+	}
+	if err := json.Unmarshal([]byte(spec), &v.Spec); err != nil {
+		return v, fmt.Errorf("decoding spec of version %s: %w", v.ID, err)
+	}
+	v.NotBefore, v.NotAfter = fromMicros(notBefore), fromMicros(notAfter)
+	v.CreatedAt, v.RevokedAt = fromMicros(created), fromMicros(revoked)
+	return v, nil
+}
+
+// VersionByID returns the version with id, or ErrNotFound.
+func (s *Store) VersionByID(ctx context.Context, id string) (Version, error) {
+	row := s.read.QueryRowContext(ctx, `SELECT `+versionColumns+` FROM certificate_versions WHERE id = $1`, id)
+	v, err := scanVersion(row)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Version{}, ErrNotFound
+	}
+	if err != nil {
+		return Version{}, fmt.Errorf("reading version %s: %w", id, err)
+	}
+	return v, nil
+}
+
+// LatestVersion returns the newest version of the named certificate, or
+// ErrNotFound.
+func (s *Store) LatestVersion(ctx context.Context, name string) (Version, error) {
+	row := s.read.QueryRowContext(ctx, `SELECT `+versionColumns+` FROM certificate_versions
+		WHERE certificate_name = $1 ORDER BY created_at DESC, id DESC LIMIT 1`, name)
+	v, err := scanVersion(row)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Version{}, ErrNotFound
+	}
+	if err != nil {
+		return Version{}, fmt.Errorf("reading newest version of %s: %w", name, err)
+	}
+	return v, nil
+}
+
+// LatestVersions returns the newest version of every certificate, ordered by
+// name.
+func (s *Store) LatestVersions(ctx context.Context) ([]Version, error) {
+	rows, err := s.read.QueryContext(ctx, `SELECT `+versionColumns+` FROM certificate_versions v
+		WHERE v.id = (SELECT w.id FROM certificate_versions w WHERE w.certificate_name = v.certificate_name
+			ORDER BY w.created_at DESC, w.id DESC LIMIT 1)
+		ORDER BY v.certificate_name`)
+	if err != nil {
+		return nil, fmt.Errorf("listing certificates: %w", err)
+	}
+	defer rows.Close()
+	out := []Version{}
+	for rows.Next() {
+		v, err := scanVersion(rows)
+		if err != nil {
+			return nil, fmt.Errorf("listing certificates: %w", err)
+		}
+		out = append(out, v)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("listing certificates: %w", err)
+	}
+	return out, nil
+}
+
+// CountVersions returns how many versions the named certificate has.
+func (s *Store) CountVersions(ctx context.Context, name string) (int, error) {
+	var n int
+	if err := s.read.QueryRowContext(ctx, `SELECT COUNT(*) FROM certificate_versions WHERE certificate_name = $1`,
+		name).Scan(&n); err != nil {
+		return 0, fmt.Errorf("counting versions of %s: %w", name, err)
+	}
+	return n, nil
+}
+
+// MarkRevoked records the revocation time of a version, or ErrNotFound.
+func (s *Store) MarkRevoked(ctx context.Context, id string, at time.Time) error {
+	res, err := s.db.ExecContext(ctx, `UPDATE certificate_versions SET revoked_at = $1 WHERE id = $2`, micros(at), id)
+	if err != nil {
+		return fmt.Errorf("marking version %s revoked: %w", id, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return ErrNotFound
+	}
+	return nil
+}

@@ -1,0 +1,170 @@
+// Package store holds certkeeper's database: an embedded SQLite file by
+// default or a PostgreSQL server for several replicas, the schema migrations
+// both share, and the queries for certificates, their versions, operations,
+// ACME accounts and API keys. The SQL is written once for both databases:
+// TEXT and BIGINT columns only, $n placeholders, times as Unix microseconds.
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" database/sql driver
+	_ "modernc.org/sqlite"              // registers the "sqlite" database/sql driver
+)
+
+// ErrNotFound is returned when a row does not exist.
+var ErrNotFound = errors.New("not found")
+
+// Dialect is the kind of database behind a Store.
+type Dialect string
+
+// The supported databases.
+const (
+	SQLite   Dialect = "sqlite"
+	Postgres Dialect = "postgres"
+)
+
+// Querier is what both *sql.DB and *sql.Tx offer; queries that may run
+// inside a caller's transaction take one.
+type Querier interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// Store is the database. It is safe for concurrent use.
+//
+// With SQLite, writes go through a pool of one connection (SQLite allows one
+// writer; River shares that pool) and reads through a separate pool of
+// read-only connections, which WAL mode lets run beside the writer. With
+// PostgreSQL both are the same pool.
+type Store struct {
+	db      *sql.DB
+	read    *sql.DB
+	dialect Dialect
+	logger  *slog.Logger
+}
+
+// IsPostgresURL reports whether dsn names a PostgreSQL server.
+func IsPostgresURL(dsn string) bool {
+	return strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://")
+}
+
+// Open connects to the database — a postgres:// URL, or else the path of a
+// SQLite file, created if missing — and applies pending migrations.
+func Open(ctx context.Context, dsn string, logger *slog.Logger) (*Store, error) {
+	s := &Store{logger: logger.With("component", "store")}
+	if IsPostgresURL(dsn) {
+		db, err := sql.Open("pgx", dsn)
+		if err != nil {
+			return nil, fmt.Errorf("opening PostgreSQL: %w", err)
+		}
+		db.SetMaxOpenConns(20)
+		db.SetMaxIdleConns(10)
+		db.SetConnMaxIdleTime(5 * time.Minute)
+		s.db, s.read, s.dialect = db, db, Postgres
+	} else {
+		if err := os.MkdirAll(filepath.Dir(dsn), 0o700); err != nil {
+			return nil, fmt.Errorf("creating database directory: %w", err)
+		}
+		common := "_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(1)"
+		db, err := sql.Open("sqlite", "file:"+dsn+"?"+common+"&_txlock=immediate")
+		if err != nil {
+			return nil, fmt.Errorf("opening SQLite %s: %w", dsn, err)
+		}
+		db.SetMaxOpenConns(1)
+		s.db, s.dialect = db, SQLite
+		// The writer runs first so that the file exists and is in WAL mode
+		// before the read-only pool opens it.
+		if err := s.ping(ctx); err != nil {
+			db.Close()
+			return nil, err
+		}
+		read, err := sql.Open("sqlite", "file:"+dsn+"?"+common+"&_pragma=query_only(1)")
+		if err != nil {
+			db.Close()
+			return nil, fmt.Errorf("opening SQLite %s for reading: %w", dsn, err)
+		}
+		read.SetMaxOpenConns(8)
+		s.read = read
+	}
+	if err := s.ping(ctx); err != nil {
+		s.Close()
+		return nil, err
+	}
+	if err := s.migrate(ctx); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *Store) ping(ctx context.Context) error {
+	if err := s.db.PingContext(ctx); err != nil {
+		return fmt.Errorf("connecting to %s: %w", s.dialect, err)
+	}
+	return nil
+}
+
+// Ping reports whether the database answers.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.read.PingContext(ctx); err != nil {
+		return fmt.Errorf("connecting to %s: %w", s.dialect, err)
+	}
+	return nil
+}
+
+// DB is the writer pool, shared with the job queue.
+func (s *Store) DB() *sql.DB { return s.db }
+
+// Dialect tells which database this is.
+func (s *Store) Dialect() Dialect { return s.dialect }
+
+// Close closes both pools.
+func (s *Store) Close() error {
+	err := s.db.Close()
+	if s.read != s.db && s.read != nil {
+		err = errors.Join(err, s.read.Close())
+	}
+	return err
+}
+
+// Tx runs fn in a transaction, committing when fn returns nil. fn must use
+// tx, never the Store's own methods that take no Querier: with SQLite that
+// would wait for the one writer connection fn holds.
+func (s *Store) Tx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("beginning transaction: %w", err)
+	}
+	if err := fn(tx); err != nil {
+		_ = tx.Rollback()
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("committing transaction: %w", err)
+	}
+	return nil
+}
+
+func micros(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixMicro()
+}
+
+func fromMicros(v int64) time.Time {
+	if v == 0 {
+		return time.Time{}
+	}
+	return time.UnixMicro(v).UTC()
+}
