@@ -7,6 +7,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -186,7 +187,7 @@ func configKeys(c config.Auth) []store.APIKey {
 	out := make([]store.APIKey, 0, len(c.APIKeys))
 	for _, k := range c.APIKeys {
 		h := auth.HashKey(k.Key.Reveal())
-		out = append(out, store.APIKey{Name: k.Name, Hash: fmt.Sprintf("%x", h[:]), Roles: k.Roles, Source: "config"})
+		out = append(out, store.APIKey{Name: k.Name, Hash: hex.EncodeToString(h[:]), Roles: k.Roles, Source: "config"})
 	}
 	return out
 }
@@ -200,8 +201,8 @@ func (a *App) loadKeys(ctx context.Context) (*auth.Keys, error) {
 	keys := make([]auth.Key, 0, len(rows))
 	for _, r := range rows {
 		k := auth.Key{Name: r.Name}
-		if _, err := fmt.Sscanf(r.Hash, "%x", &k.Hash); err != nil {
-			return nil, fmt.Errorf("reading the hash of API key %q: %w", r.Name, err)
+		if n, err := hex.Decode(k.Hash[:], []byte(r.Hash)); err != nil || n != len(k.Hash) {
+			return nil, fmt.Errorf("reading the hash of API key %q: not %d hex bytes", r.Name, len(k.Hash))
 		}
 		for _, role := range r.Roles {
 			k.Roles = append(k.Roles, auth.Role(role))
