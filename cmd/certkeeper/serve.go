@@ -32,9 +32,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	cfg, err := config.Load(*configPath, os.Getenv)
 	if err != nil {
-		return &usageError{err}
-	}
-	if err := cfg.Validate(); err != nil {
+		// Load validates: err lists every problem, one per line.
 		return &usageError{fmt.Errorf("the configuration has problems:\n  %s",
 			strings.ReplaceAll(err.Error(), "\n", "\n  "))}
 	}
