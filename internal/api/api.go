@@ -88,6 +88,8 @@ func New(opts Options) http.Handler {
 	s.mux.Handle("GET /api/state/{id}", s.protected(auth.RoleReader, s.state))
 	s.mux.Handle("GET /api/certificates", s.protected(auth.RoleReader, s.certificates))
 	s.mux.Handle("GET /api/dns-zones", s.protected(auth.RoleReader, s.dnsZones))
+	s.mux.Handle("GET /api/operations/{id}", s.protected(auth.RoleReader, s.operation))
+	s.mux.Handle("GET /api/certificates/{certificateName}/download", s.protected(auth.RoleReadCertificate, s.download))
 	// Acmebot v5 GA names (route set B) for the same requests.
 	s.mux.Handle("POST /api/certificates", s.protected(auth.RoleIssue, s.issue))
 	s.mux.Handle("POST /api/certificates/{certificateName}/renew", s.protected(auth.RoleIssue, s.renew))

@@ -102,6 +102,18 @@ func (b *fakeBackend) Certificates(ctx context.Context) ([]vault.Version, error)
 	return b.versions, b.certErr
 }
 
+func (b *fakeBackend) Certificate(ctx context.Context, name string) (vault.Version, error) {
+	if b.certErr != nil {
+		return vault.Version{}, b.certErr
+	}
+	for _, v := range b.versions {
+		if v.Name == name {
+			return v, nil
+		}
+	}
+	return vault.Version{}, vault.ErrNotFound
+}
+
 func (b *fakeBackend) DNSZones(ctx context.Context) []api.ZoneGroup { return b.zones }
 
 func (b *fakeBackend) ACMEEndpoint() string { return endpointLE }
@@ -122,6 +134,8 @@ func (fakeAuth) Authenticate(r *http.Request) (auth.Principal, error) {
 		return auth.Principal{Name: key, Roles: []auth.Role{auth.RoleRevoke}, RequireRoles: true}, nil
 	case "admin":
 		return auth.Principal{Name: key, Roles: []auth.Role{auth.RoleAdmin}, RequireRoles: true}, nil
+	case "keyreader":
+		return auth.Principal{Name: key, Roles: []auth.Role{auth.RoleReadCertificate}, RequireRoles: true}, nil
 	case "open":
 		return auth.Principal{Name: key}, nil
 	case "broken":

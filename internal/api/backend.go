@@ -30,6 +30,9 @@ type Backend interface {
 	Operation(ctx context.Context, id string) (operation.Operation, error)
 	// Certificates returns the newest version of every certificate.
 	Certificates(ctx context.Context) ([]vault.Version, error)
+	// Certificate returns the newest version of the named certificate with
+	// its private key, or vault.ErrNotFound.
+	Certificate(ctx context.Context, name string) (vault.Version, error)
 	// DNSZones lists the zones of every provider; a provider whose listing
 	// failed carries its error and is left out of the answer.
 	DNSZones(ctx context.Context) []ZoneGroup

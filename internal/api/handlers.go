@@ -159,18 +159,24 @@ func (s *server) state(w http.ResponseWriter, r *http.Request, _ auth.Principal)
 	case operation.StatusSucceeded:
 		w.WriteHeader(http.StatusOK)
 	case operation.StatusFailed:
-		detail := op.Error
-		if detail == "" {
-			detail = "the operation failed"
-		}
-		if op.FailedStep != "" {
-			detail = string(op.FailedStep) + ": " + detail
-		}
-		return &httpError{status: http.StatusInternalServerError, detail: detail}
+		return operationFailed(op)
 	default:
 		return fmt.Errorf("operation %s has unknown status %q", id, op.Status)
 	}
 	return nil
+}
+
+// operationFailed is the 500 problem of a failed operation; its detail is
+// "<step>: <error>".
+func operationFailed(op operation.Operation) *httpError {
+	detail := op.Error
+	if detail == "" {
+		detail = "the operation failed"
+	}
+	if op.FailedStep != "" {
+		detail = string(op.FailedStep) + ": " + detail
+	}
+	return &httpError{status: http.StatusInternalServerError, detail: detail}
 }
 
 // accepted answers 202 with the Location of operation id and no body.

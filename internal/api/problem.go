@@ -40,6 +40,8 @@ type problem struct {
 	Detail  string              `json:"detail,omitempty"`
 	Errors  map[string][]string `json:"errors,omitempty"`
 	TraceID string              `json:"traceId"`
+	// Operation is the failed operation, on GET /api/operations/{id}.
+	Operation *operationView `json:"operation,omitempty"`
 }
 
 // httpError is an error a handler returns to choose the response.
@@ -55,6 +57,8 @@ type httpError struct {
 	// empty answers with no body at all (401 and 403, as Acmebot does).
 	empty  bool
 	header http.Header
+	// operation is added to the problem document (GET /api/operations/{id}).
+	operation *operationView
 }
 
 func (e *httpError) Error() string {
@@ -96,7 +100,7 @@ func (s *server) render(w http.ResponseWriter, r *http.Request, err error) {
 		w.WriteHeader(he.status)
 		return
 	}
-	p := problem{Status: he.status, Detail: he.detail, Errors: he.errors,
+	p := problem{Status: he.status, Detail: he.detail, Errors: he.errors, Operation: he.operation,
 		TraceID: "00-" + traceID(ctx) + "-" + randomHex(8) + "-00"}
 	if t, ok := problemTypes[he.status]; ok {
 		p.Type, p.Title = t[0], t[1]

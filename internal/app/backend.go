@@ -166,3 +166,8 @@ func (a *App) DNSZones(ctx context.Context) []api.ZoneGroup {
 
 // ACMEEndpoint implements api.Backend.
 func (a *App) ACMEEndpoint() string { return a.cfg.ACME.Endpoint }
+
+// Certificate implements api.Backend.
+func (a *App) Certificate(ctx context.Context, name string) (vault.Version, error) {
+	return a.vault.Latest(ctx, name)
+}
