@@ -22,10 +22,19 @@ var version = "dev"
 const usage = `certkeeper — certificates from any ACME CA by DNS-01, behind an Acmebot-compatible API
 
 Usage:
-  certkeeper serve [--config FILE]   run the service (config also from CERTKEEPER_CONFIG)
-  certkeeper version                 print the version
+  certkeeper serve [--config FILE]         run the service (config also from CERTKEEPER_CONFIG)
+  certkeeper version                       print the version
 
-Run "certkeeper serve --help" for the flags of serve.
+Client commands (server from --server or CERTKEEPER_URL, key from --api-key or CERTKEEPER_API_KEY):
+  certkeeper issue [flags] DNSNAME...      issue a certificate (--wait to follow it)
+  certkeeper renew [--wait] NAME           renew a certificate with its stored settings
+  certkeeper revoke [--reason R] NAME      revoke a certificate's newest version
+  certkeeper list                          list certificates
+  certkeeper status OPERATION_ID           show an operation and its steps
+  certkeeper get NAME --out DIR            write cert.pem, chain.pem, fullchain.pem, privkey.pem
+
+Every client command takes --json for machine-readable output.
+Run "certkeeper COMMAND --help" for a command's flags.
 `
 
 func main() {
@@ -42,26 +51,37 @@ func run(args []string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
+	e := env{stdout: stdout, stderr: stderr, getenv: os.Getenv, terminal: isTerminal(os.Stderr)}
+	clientCommands := map[string]func(context.Context, []string, env) error{
+		"issue": cmdIssue, "renew": cmdRenew, "revoke": cmdRevoke, "list": cmdList, "status": cmdStatus, "get": cmdGet,
+	}
 	var err error
-	switch args[0] {
-	case "serve":
+	switch cmd := args[0]; {
+	case clientCommands[cmd] != nil:
+		err = clientCommands[cmd](ctx, args[1:], e)
+	case cmd == "serve":
 		err = serve(ctx, args[1:], stderr)
-	case "version", "--version", "-version":
+	case cmd == "version" || cmd == "--version" || cmd == "-version":
 		fmt.Fprintln(stdout, "certkeeper", version)
 		return 0
-	case "help", "-h", "--help":
+	case cmd == "help" || cmd == "-h" || cmd == "--help":
 		fmt.Fprint(stdout, usage)
 		return 0
 	default:
 		fmt.Fprintf(stderr, "certkeeper: unknown command %q\n\n%s", args[0], usage)
 		return 2
 	}
-	var ue *usageError
+	var (
+		ue *usageError
+		se silentError
+	)
 	switch {
 	case err == nil:
 		return 0
 	case errors.Is(err, flag.ErrHelp):
 		return 0
+	case errors.As(err, &se):
+		return 1
 	case errors.As(err, &ue):
 		fmt.Fprintf(stderr, "certkeeper: %v\n", ue.err)
 		return 2
