@@ -22,6 +22,7 @@ var version = "dev"
 const usage = `certkeeper — certificates from any ACME CA by DNS-01, behind an Acmebot-compatible API
 
 Usage:
+  certkeeper dev [--zone Z] [--keep]       run everything in one process: embedded CA, DNS and the service
   certkeeper serve [--config FILE]         run the service (config also from CERTKEEPER_CONFIG)
   certkeeper version                       print the version
 
@@ -61,6 +62,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = clientCommands[cmd](ctx, args[1:], e)
 	case cmd == "serve":
 		err = serve(ctx, args[1:], stderr)
+	case cmd == "dev":
+		err = dev(ctx, args[1:], stdout, stderr, os.Getenv)
 	case cmd == "version" || cmd == "--version" || cmd == "-version":
 		fmt.Fprintln(stdout, "certkeeper", version)
 		return 0

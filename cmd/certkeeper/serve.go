@@ -40,12 +40,13 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return &usageError{err}
 	}
-	return runService(ctx, cfg, logger)
+	return runService(ctx, cfg, logger, nil)
 }
 
 // runService reads what the service needs from files — the master key and
-// the CA bundle — and runs it until ctx is done.
-func runService(ctx context.Context, cfg *config.Config, logger *slog.Logger) error {
+// the CA bundle — and runs it until ctx is done. ready, when not nil, is
+// called with the API's address once it accepts connections.
+func runService(ctx context.Context, cfg *config.Config, logger *slog.Logger, ready func(addr string)) error {
 	key, err := masterKey(cfg, logger)
 	if err != nil {
 		return err
@@ -59,6 +60,9 @@ func runService(ctx context.Context, cfg *config.Config, logger *slog.Logger) er
 	a, err := app.New(ctx, app.Options{Config: cfg, MasterKey: key, CABundle: bundle, Version: version, Logger: logger})
 	if err != nil {
 		return err
+	}
+	if ready != nil {
+		ready(a.Addr().String())
 	}
 	return a.Run(ctx)
 }
