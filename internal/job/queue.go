@@ -78,6 +78,14 @@ func New(ctx context.Context, opts Options) (*Queue, error) {
 		}
 	}
 
+	// An insert in this process triggers a fetch at once, but inside the
+	// enqueueing transaction: SQLite's single connection makes that fetch
+	// wait for the commit, PostgreSQL's does not and misses the job, which
+	// the next poll then picks up.
+	pollInterval := 250 * time.Millisecond
+	if opts.Store.Dialect() == store.Postgres {
+		pollInterval = 100 * time.Millisecond
+	}
 	workers := river.NewWorkers()
 	river.AddWorker(workers, &issueWorker{runner: opts.Runner})
 	client, err := river.NewClient(driver, &river.Config{
@@ -86,7 +94,7 @@ func New(ctx context.Context, opts Options) (*Queue, error) {
 		JobTimeout:           opts.Timeout,
 		RescueStuckJobsAfter: opts.RescueAfter,
 		FetchCooldown:        20 * time.Millisecond,
-		FetchPollInterval:    250 * time.Millisecond,
+		FetchPollInterval:    pollInterval,
 		MaxAttempts:          25,
 		Logger:               quietLogger(logger),
 	})
