@@ -141,18 +141,11 @@ func parseRevokeRequest(body []byte) (int, fieldErrors) {
 // (as Acmebot), a 500 problem whose detail is "<step>: <error>" when it
 // failed, and a 400 problem for an unknown id.
 func (s *server) state(w http.ResponseWriter, r *http.Request, _ auth.Principal) error {
-	id := r.PathValue("id")
-	unknown := &httpError{status: http.StatusBadRequest, detail: fmt.Sprintf("The operation '%s' does not exist.", id)}
-	if !operation.ValidID(id) {
-		return unknown
-	}
-	op, err := s.backend.Operation(r.Context(), id)
-	if errors.Is(err, ErrOperationNotFound) {
-		return unknown
-	}
+	op, err := s.lookupOperation(r)
 	if err != nil {
-		return fmt.Errorf("reading operation %s: %w", id, err)
+		return err
 	}
+	id := op.ID
 	switch op.Status {
 	case operation.StatusPending, operation.StatusRunning:
 		s.accepted(w, r, id)
@@ -164,6 +157,25 @@ func (s *server) state(w http.ResponseWriter, r *http.Request, _ auth.Principal)
 		return fmt.Errorf("operation %s has unknown status %q", id, op.Status)
 	}
 	return nil
+}
+
+// lookupOperation returns the operation named by the {id} path value, or
+// the 400 problem for an id that is malformed or unknown.
+func (s *server) lookupOperation(r *http.Request) (operation.Operation, error) {
+	id := r.PathValue("id")
+	unknown := &httpError{status: http.StatusBadRequest, detail: fmt.Sprintf("The operation '%s' does not exist.", id)}
+	if !operation.ValidID(id) {
+		return operation.Operation{}, unknown
+	}
+	op, err := s.backend.Operation(r.Context(), id)
+	if errors.Is(err, ErrOperationNotFound) {
+		return operation.Operation{}, unknown
+	}
+	if err != nil {
+		return operation.Operation{}, fmt.Errorf("reading operation %s: %w", id, err)
+	}
+	op.ID = id
+	return op, nil
 }
 
 // operationFailed is the 500 problem of a failed operation; its detail is

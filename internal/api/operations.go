@@ -1,7 +1,6 @@
 package api
 
 import (
-	"errors"
 	"fmt"
 	"net/http"
 	"time"
@@ -59,18 +58,11 @@ func newOperationView(op operation.Operation) *operationView {
 // /api/state/{id}): the same status codes, but the 202 and 200 carry the
 // operation with its steps, and the 500 problem carries it as "operation".
 func (s *server) operation(w http.ResponseWriter, r *http.Request, _ auth.Principal) error {
-	id := r.PathValue("id")
-	unknown := &httpError{status: http.StatusBadRequest, detail: fmt.Sprintf("The operation '%s' does not exist.", id)}
-	if !operation.ValidID(id) {
-		return unknown
-	}
-	op, err := s.backend.Operation(r.Context(), id)
-	if errors.Is(err, ErrOperationNotFound) {
-		return unknown
-	}
+	op, err := s.lookupOperation(r)
 	if err != nil {
-		return fmt.Errorf("reading operation %s: %w", id, err)
+		return err
 	}
+	id := op.ID
 	view := newOperationView(op)
 	switch op.Status {
 	case operation.StatusPending, operation.StatusRunning:
