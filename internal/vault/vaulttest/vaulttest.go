@@ -10,6 +10,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/rsa"
 	"crypto/sha1" //nolint:gosec // the thumbprint is an identifier, as Acmebot shows it
 	"crypto/x509"
 	"crypto/x509/pkix"
@@ -252,6 +253,13 @@ func NewVersion(t testing.TB, name string, notBefore time.Time) vault.Version {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return NewVersionWithKey(t, name, notBefore, key)
+}
+
+// NewVersionWithKey is NewVersion with the given private key (RSA or EC);
+// the spec's key settings follow it.
+func NewVersionWithKey(t testing.TB, name string, notBefore time.Time, key crypto.Signer) vault.Version {
+	t.Helper()
 	serial, _ := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 120))
 	dnsName := strings.ToLower(name) + ".example.test"
 	tmpl := &x509.Certificate{
@@ -259,7 +267,7 @@ func NewVersion(t testing.TB, name string, notBefore time.Time) vault.Version {
 		NotBefore: notBefore.UTC(), NotAfter: notBefore.Add(90 * 24 * time.Hour).UTC(),
 		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, caCert, &key.PublicKey, caKey)
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, caCert, key.Public(), caKey)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -269,11 +277,15 @@ func NewVersion(t testing.TB, name string, notBefore time.Time) vault.Version {
 	}
 	leaf, _ := x509.ParseCertificate(der)
 	sum := sha1.Sum(der) //nolint:gosec // see import
+	spec := certificate.Spec{Name: name, DNSNames: []string{dnsName}, KeyType: certificate.KeyTypeEC,
+		KeyCurveName: "P-256", DNSProviderName: "Test DNS"}
+	if k, ok := key.(*rsa.PrivateKey); ok {
+		spec.KeyType, spec.KeyCurveName, spec.KeySize = certificate.KeyTypeRSA, "", k.Size()*8
+	}
 	return vault.Version{
-		ID:   operation.NewID(),
-		Name: name,
-		Spec: certificate.Spec{Name: name, DNSNames: []string{dnsName}, KeyType: certificate.KeyTypeEC,
-			KeyCurveName: "P-256", DNSProviderName: "Test DNS"},
+		ID:           operation.NewID(),
+		Name:         name,
+		Spec:         spec,
 		ACMEEndpoint: "https://acme.example.test/directory",
 		Serial:       leaf.SerialNumber.Text(16),
 		Thumbprint:   strings.ToUpper(hex.EncodeToString(sum[:])),
