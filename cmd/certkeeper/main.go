@@ -25,6 +25,9 @@ Usage:
   certkeeper dev [--zone Z] [--keep]       run everything in one process: embedded CA, DNS and the service
   certkeeper serve [--config FILE]         run the service (config also from CERTKEEPER_CONFIG)
   certkeeper version                       print the version
+  certkeeper masterkey rotate              re-encrypt every private key under a new master key (service stopped)
+  certkeeper import --from-azure-key-vault DESTINATION
+                                           adopt the certificates Key Vault Acmebot issued, so certkeeper renews them
 
 Client commands (server from --server or CERTKEEPER_URL, key from --api-key or CERTKEEPER_API_KEY):
   certkeeper issue [flags] DNSNAME...      issue a certificate (--wait to follow it)
@@ -64,6 +67,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = serve(ctx, args[1:], stderr)
 	case cmd == "dev":
 		err = dev(ctx, args[1:], stdout, stderr, os.Getenv)
+	case cmd == "masterkey":
+		err = cmdMasterKey(ctx, args[1:], stdout, stderr, os.Getenv)
+	case cmd == "import":
+		err = cmdImport(ctx, args[1:], stdout, stderr, os.Getenv)
 	case cmd == "version" || cmd == "--version" || cmd == "-version":
 		fmt.Fprintln(stdout, "certkeeper", version)
 		return 0

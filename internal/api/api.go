@@ -90,6 +90,10 @@ func New(opts Options) http.Handler {
 	s.mux.Handle("GET /api/dns-zones", s.protected(auth.RoleReader, s.dnsZones))
 	s.mux.Handle("GET /api/operations/{id}", s.protected(auth.RoleReader, s.operation))
 	s.mux.Handle("GET /api/certificates/{certificateName}/download", s.protected(auth.RoleReadCertificate, s.download))
+	// Issue 8: every version of a certificate, and the download of any one.
+	s.mux.Handle("GET /api/certificates/{certificateName}/versions", s.protected(auth.RoleReader, s.versions))
+	s.mux.Handle("GET /api/certificates/{certificateName}/versions/{versionId}/download",
+		s.protected(auth.RoleReadCertificate, s.versionDownload))
 	// Acmebot v5 GA names (route set B) for the same requests.
 	s.mux.Handle("POST /api/certificates", s.protected(auth.RoleIssue, s.issue))
 	s.mux.Handle("POST /api/certificates/{certificateName}/renew", s.protected(auth.RoleIssue, s.renew))

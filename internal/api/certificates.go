@@ -8,6 +8,7 @@ import (
 
 	"github.com/certkeeper/certkeeper/internal/auth"
 	"github.com/certkeeper/certkeeper/internal/certificate"
+	"github.com/certkeeper/certkeeper/internal/operation"
 	"github.com/certkeeper/certkeeper/internal/vault"
 )
 
@@ -36,6 +37,8 @@ type certificateItem struct {
 	DNSAlias          string   `json:"dnsAlias"`
 	SerialNumber      string   `json:"serialNumber"`
 	Revoked           bool     `json:"revoked"`
+	// Destinations is what each destination holds (issue 8).
+	Destinations []destinationView `json:"destinations,omitempty"`
 }
 
 // certificates answers GET /api/certificates with the newest version of
@@ -47,9 +50,17 @@ func (s *server) certificates(w http.ResponseWriter, r *http.Request, _ auth.Pri
 	}
 	now := time.Now()
 	endpoint := s.backend.ACMEEndpoint()
+	var states map[string][]operation.DestinationState
+	if vb, ok := s.backend.(VersionBackend); ok {
+		if states, err = vb.DestinationStates(r.Context()); err != nil {
+			return fmt.Errorf("reading what destinations hold: %w", err)
+		}
+	}
 	items := make([]certificateItem, 0, len(versions))
 	for _, v := range versions {
-		items = append(items, newCertificateItem(v, endpoint, now))
+		item := newCertificateItem(v, endpoint, now)
+		item.Destinations = newDestinationViews(states[v.Name], v.ID)
+		items = append(items, item)
 	}
 	writeJSON(w, "application/json", http.StatusOK, items)
 	return nil

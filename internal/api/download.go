@@ -46,6 +46,13 @@ func (s *server) download(w http.ResponseWriter, r *http.Request, p auth.Princip
 	if err != nil {
 		return fmt.Errorf("reading certificate %s: %w", name, err)
 	}
+	return s.writeDownload(w, r, p, v, format)
+}
+
+// writeDownload answers with version v in format (pem or pfx) and logs who
+// downloaded which private key.
+func (s *server) writeDownload(w http.ResponseWriter, r *http.Request, p auth.Principal, v vault.Version, format string) error {
+	name := v.Name
 	s.logger.InfoContext(r.Context(), "private key downloaded", "certificate", name, "version", v.ID,
 		"format", format, "caller", p.Name, "trace_id", traceID(r.Context()))
 	w.Header().Set("Content-Disposition", fmt.Sprintf(`attachment; filename="%s.%s"`, name, format))

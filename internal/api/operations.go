@@ -23,6 +23,8 @@ type operationView struct {
 	Attempt         int              `json:"attempt"`
 	CreatedAt       time.Time        `json:"createdAt"`
 	UpdatedAt       time.Time        `json:"updatedAt"`
+	// Deliveries are the deliveries to destinations (issue 8).
+	Deliveries []deliveryView `json:"deliveries,omitempty"`
 }
 
 type stepView struct {
@@ -39,6 +41,7 @@ func newOperationView(op operation.Operation) *operationView {
 		ID: op.ID, Kind: op.Kind, CertificateName: op.CertificateName, Status: op.Status,
 		Steps: make([]stepView, 0, len(op.Steps)), FailedStep: op.FailedStep, Error: op.Error,
 		VersionID: op.VersionID, Attempt: op.Attempt, CreatedAt: op.CreatedAt, UpdatedAt: op.UpdatedAt,
+		Deliveries: newDeliveryViews(op.Deliveries),
 	}
 	for _, st := range op.Steps {
 		sv := stepView{Name: st.Name, StartedAt: st.StartedAt, FinishedAt: st.FinishedAt, Error: st.Error}

@@ -16,6 +16,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
+
 	"github.com/certkeeper/certkeeper/internal/api"
 	"github.com/certkeeper/certkeeper/internal/auth"
 	"github.com/certkeeper/certkeeper/internal/config"
@@ -38,19 +40,24 @@ type Options struct {
 	// Version is the build version, sent in the ACME User-Agent.
 	Version string
 	Logger  *slog.Logger
+	// AzureTransport replaces the HTTP client of Azure Key Vault
+	// destinations (tests).
+	AzureTransport policy.Transporter
 }
 
 // App is the running service. Build it with New, run it with Run.
 type App struct {
-	cfg      *config.Config
-	logger   *slog.Logger
-	store    *store.Store
-	vault    *vault.Builtin
-	dns      *dns.Registry
-	issuer   *issuer.Issuer
-	queue    *job.Queue
-	handler  http.Handler
-	listener net.Listener
+	cfg    *config.Config
+	logger *slog.Logger
+	store  *store.Store
+	vault  *vault.Builtin
+	dns    *dns.Registry
+	issuer *issuer.Issuer
+	queue  *job.Queue
+	// deliveries delivers versions to the configured destinations.
+	deliveries *job.Deliveries
+	handler    http.Handler
+	listener   net.Listener
 
 	profilesMu sync.Mutex
 	profiles   map[string]string
@@ -87,6 +94,9 @@ func New(ctx context.Context, opts Options) (*App, error) {
 		return nil, err
 	}
 
+	if err := CheckMasterKey(ctx, st, opts.MasterKey); err != nil {
+		return nil, err
+	}
 	a.vault = vault.NewBuiltin(st, opts.MasterKey)
 
 	providers, err := buildProviders(cfg.DNS)
@@ -114,6 +124,9 @@ func New(ctx context.Context, opts Options) (*App, error) {
 	}, &accountStore{store: st, key: opts.MasterKey})
 
 	runner := job.NewRunner(st, a.issuer, a.dns, a.vault, logger)
+	if err := a.setupDeliveries(runner, opts.AzureTransport); err != nil {
+		return nil, err
+	}
 	a.queue, err = job.New(ctx, job.Options{
 		Store: st, Runner: runner, Workers: cfg.Jobs.Workers,
 		Timeout: cfg.Jobs.Timeout, RescueAfter: cfg.Jobs.RescueAfter, Logger: logger,

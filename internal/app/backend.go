@@ -27,6 +27,9 @@ func (a *App) Issue(ctx context.Context, spec certificate.Spec) (string, error) 
 	if err := a.check(ctx, &spec); err != nil {
 		return "", err
 	}
+	if err := a.checkDestinations(spec); err != nil {
+		return "", err
+	}
 	return a.queue.Enqueue(ctx, operation.KindIssue, spec)
 }
 
@@ -146,6 +149,10 @@ func (a *App) Operation(ctx context.Context, id string) (operation.Operation, er
 	if errors.Is(err, store.ErrNotFound) {
 		return operation.Operation{}, api.ErrOperationNotFound
 	}
+	if err != nil {
+		return op, err
+	}
+	op.Deliveries, err = a.store.Deliveries(ctx, id)
 	return op, err
 }
 

@@ -31,4 +31,8 @@ type Spec struct {
 	DNSAlias string            `json:"dnsAlias,omitempty"`
 	Profile  string            `json:"profile,omitempty"`
 	Tags     map[string]string `json:"tags,omitempty"`
+	// Destinations names the configured destinations the certificate is
+	// delivered to besides the built-in store; nil means the configured
+	// defaults at the time of each delivery, empty means none.
+	Destinations []string `json:"destinations"`
 }

@@ -67,6 +67,8 @@ func defaults() Config {
 		DNS:     DNS{PropagationTimeout: DefaultPropagationTimeout},
 		Jobs:    Jobs{Workers: DefaultWorkers, Timeout: DefaultJobTimeout},
 		Log:     Log{Level: DefaultLogLevel, Format: DefaultLogFormat},
+		Delivery: Delivery{Timeout: DefaultDeliveryTimeout, RetryMin: DefaultDeliveryRetryMin,
+			RetryMax: DefaultDeliveryRetryMax, MaxAttempts: DefaultDeliveryMaxAttempts},
 	}
 }
 
@@ -210,6 +212,7 @@ func (c *Config) readSecretFiles() []error {
 		k := &c.Auth.APIKeys[i]
 		read(fmt.Sprintf("auth.apiKeys[%d].key", i), &k.Key, k.KeyFile)
 	}
+	c.readDestinationSecrets(read)
 	return problems
 }
 

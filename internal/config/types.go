@@ -32,6 +32,13 @@ type Config struct {
 	Auth          Auth          `yaml:"auth"`
 	Jobs          Jobs          `yaml:"jobs"`
 	Log           Log           `yaml:"log"`
+
+	// Destinations are where certificates are delivered besides the
+	// built-in store; DefaultDestinations names those used when a request
+	// names none; Delivery tunes retries (issue 8).
+	Destinations        []Destination `yaml:"destinations"`
+	DefaultDestinations []string      `yaml:"defaultDestinations"`
+	Delivery            Delivery      `yaml:"delivery"`
 }
 
 // ACME is the certificate authority.

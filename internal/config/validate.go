@@ -90,6 +90,7 @@ func (c *Config) problems() problems {
 	c.Auth.validate(&p)
 	c.Jobs.validate(&p)
 	c.Log.validate(&p)
+	c.validateDestinations(&p)
 	return p
 }
 

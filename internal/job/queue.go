@@ -88,6 +88,7 @@ func New(ctx context.Context, opts Options) (*Queue, error) {
 	}
 	workers := river.NewWorkers()
 	river.AddWorker(workers, &issueWorker{runner: opts.Runner})
+	river.AddWorker(workers, &deliverWorker{runner: opts.Runner})
 	client, err := river.NewClient(driver, &river.Config{
 		Queues:               map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: opts.Workers}},
 		Workers:              workers,
@@ -100,6 +101,9 @@ func New(ctx context.Context, opts Options) (*Queue, error) {
 	})
 	if err != nil {
 		return nil, fmt.Errorf("creating job queue: %w", err)
+	}
+	if opts.Runner.deliveries != nil {
+		opts.Runner.deliveries.client = client
 	}
 	return &Queue{client: client, store: opts.Store, logger: logger}, nil
 }

@@ -45,6 +45,8 @@ type Runner struct {
 	solvers Solvers
 	vault   Vault
 	logger  *slog.Logger
+	// deliveries, when set, delivers stored versions to destinations.
+	deliveries *Deliveries
 }
 
 // NewRunner returns a Runner.
@@ -95,7 +97,7 @@ func (r *Runner) Run(ctx context.Context, id string) error {
 	// A previous attempt may have stored the version and died before it
 	// recorded success: the version id is the operation id.
 	if _, err := r.store.VersionByID(ctx, id); err == nil {
-		return t.succeed(ctx, id)
+		return r.deliverAndSucceed(ctx, t, id, spec)
 	}
 
 	req := issuer.Request{
@@ -134,7 +136,7 @@ func (r *Runner) Run(ctx context.Context, id string) error {
 		return t.fail(ctx, operation.StepStoring, err)
 	}
 	logger.InfoContext(ctx, "certificate issued", "serial", v.Serial, "not_after", v.NotAfter)
-	return t.succeed(ctx, id)
+	return r.deliverAndSucceed(ctx, t, id, spec)
 }
 
 func versionOf(id string, spec certificate.Spec, endpoint string, c *issuer.Certificate) vault.Version {

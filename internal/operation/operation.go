@@ -73,6 +73,8 @@ type Operation struct {
 	Attempt   int
 	CreatedAt time.Time
 	UpdatedAt time.Time
+	// Deliveries are the deliveries of the version to its destinations.
+	Deliveries []Delivery
 }
 
 var idPattern = regexp.MustCompile(`^[0-9a-f]{32}$`)
