@@ -185,4 +185,3 @@ func clone(m map[string]uint64) map[string]uint64 {
 	}
 	return out
 }
-

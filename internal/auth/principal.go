@@ -222,7 +222,9 @@ func coversAll(patterns, names []string) bool {
 	return true
 }
 
-func normalizeZone(s string) string { return strings.ToLower(strings.TrimSuffix(strings.TrimSpace(s), ".")) }
+func normalizeZone(s string) string {
+	return strings.ToLower(strings.TrimSuffix(strings.TrimSpace(s), "."))
+}
 
 // principalKey is the context key of the caller.
 type principalKey struct{}
