@@ -70,7 +70,12 @@ type Operation struct {
 	VersionID string
 	// Attempt counts how many times a worker started this operation; more than
 	// one means it was resumed after a crash.
-	Attempt   int
+	Attempt int
+	// CreatedBy is the actor id of who asked for it (auth.Principal.Actor);
+	// empty when certkeeper did on its own. CreatedByName is the name people
+	// read (the key name, the token subject).
+	CreatedBy     string
+	CreatedByName string
 	CreatedAt time.Time
 	UpdatedAt time.Time
 }

@@ -56,8 +56,12 @@ func TestMigrationsAreIdempotent(t *testing.T) {
 		if err := second.DB().QueryRowContext(t.Context(), `SELECT COUNT(*) FROM schema_migrations`).Scan(&n); err != nil {
 			t.Fatal(err)
 		}
-		if n != 1 {
-			t.Errorf("schema_migrations has %d rows after opening twice, want 1", n)
+		files, err := filepath.Glob("migrations/*.sql")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n != len(files) {
+			t.Errorf("schema_migrations has %d rows after opening twice, want %d", n, len(files))
 		}
 	})
 }
@@ -125,7 +129,7 @@ func TestOperations(t *testing.T) {
 		ctx := t.Context()
 		now := time.Now().UTC().Truncate(time.Microsecond)
 		op := operation.Operation{ID: operation.NewID(), Kind: operation.KindIssue, CertificateName: "x",
-			Status: operation.StatusPending, CreatedAt: now, UpdatedAt: now}
+			Status: operation.StatusPending, CreatedAt: now, UpdatedAt: now, CreatedBy: "key:k1", CreatedByName: "ci"}
 		spec := certificate.Spec{Name: "x", DNSNames: []string{"x.example.test"}, KeyType: "EC", KeyCurveName: "P-256",
 			Tags: map[string]string{"team": "web"}}
 
@@ -208,8 +212,10 @@ func TestAccountsAndKeys(t *testing.T) {
 			t.Errorf("Account (-want +got):\n%s", diff)
 		}
 
-		keys := []store.APIKey{{Name: "ci", Hash: "ab", Roles: []string{"Acmebot.IssueCertificate"}, Source: "config"},
-			{Name: "ro", Hash: "cd", Roles: []string{}, Source: "config"}}
+		keys := []store.APIKey{{Name: "ci", Hash: "ab", Roles: []string{"Acmebot.IssueCertificate"}, Zones: []string{},
+			Source: "config", ID: store.ConfigKeyID("ci"), CreatedBy: "config"},
+			{Name: "ro", Hash: "cd", Roles: []string{}, Zones: []string{"example.test"}, Source: "config",
+				ID: store.ConfigKeyID("ro"), CreatedBy: "config"}}
 		if err := st.SyncConfigAPIKeys(ctx, keys); err != nil {
 			t.Fatal(err)
 		}
@@ -219,6 +225,9 @@ func TestAccountsAndKeys(t *testing.T) {
 		gotKeys, err := st.APIKeys(ctx)
 		if err != nil {
 			t.Fatal(err)
+		}
+		for i := range gotKeys {
+			gotKeys[i].CreatedAt = time.Time{}
 		}
 		if diff := cmp.Diff(keys[:1], gotKeys); diff != "" {
 			t.Errorf("APIKeys after removing one from config (-want +got):\n%s", diff)
