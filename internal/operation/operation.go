@@ -76,8 +76,8 @@ type Operation struct {
 	// read (the key name, the token subject).
 	CreatedBy     string
 	CreatedByName string
-	CreatedAt time.Time
-	UpdatedAt time.Time
+	CreatedAt     time.Time
+	UpdatedAt     time.Time
 }
 
 var idPattern = regexp.MustCompile(`^[0-9a-f]{32}$`)

@@ -198,4 +198,3 @@ func (s *Store) TouchAPIKey(ctx context.Context, id string, at time.Time) error 
 	}
 	return nil
 }
-
