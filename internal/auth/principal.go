@@ -9,6 +9,8 @@ import (
 	"errors"
 	"slices"
 	"strings"
+
+	"github.com/certkeeper/certkeeper/internal/certificate"
 )
 
 // Role is a permission. The names are fixed: configs name them.
@@ -239,4 +241,11 @@ func NewContext(ctx context.Context, p Principal) context.Context {
 func FromContext(ctx context.Context) (Principal, bool) {
 	p, ok := ctx.Value(principalKey{}).(Principal)
 	return p, ok
+}
+
+// NormalizeZone returns a zone pattern ("example.com", "*.dev.example.com")
+// in the form Covers compares: lowercase ASCII, punycode, no trailing dot.
+// Unicode names are converted with IDNA. The error says what is wrong.
+func NormalizeZone(pattern string) (string, error) {
+	return certificate.NormalizeDNSName(pattern)
 }
