@@ -47,8 +47,8 @@ type OIDC struct {
 // holds Value.
 type RoleMapping struct {
 	// Claim is the claim to look in; empty means rolesClaim and groupsClaim.
-	Claim string `yaml:"claim"`
-	Value string `yaml:"value"`
+	Claim string   `yaml:"claim"`
+	Value string   `yaml:"value"`
 	Roles []string `yaml:"roles"`
 	// Zones limit the roles; empty is every zone.
 	Zones []string `yaml:"zones"`
