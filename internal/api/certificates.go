@@ -39,8 +39,8 @@ type certificateItem struct {
 }
 
 // certificates answers GET /api/certificates with the newest version of
-// every certificate; none is [].
-func (s *server) certificates(w http.ResponseWriter, r *http.Request, _ auth.Principal) error {
+// every certificate the caller may read; none is [].
+func (s *server) certificates(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
 	versions, err := s.backend.Certificates(r.Context())
 	if err != nil {
 		return fmt.Errorf("listing certificates: %w", err)
@@ -49,6 +49,10 @@ func (s *server) certificates(w http.ResponseWriter, r *http.Request, _ auth.Pri
 	endpoint := s.backend.ACMEEndpoint()
 	items := make([]certificateItem, 0, len(versions))
 	for _, v := range versions {
+		// A zone-limited caller sees only the certificates in its zones.
+		if !p.Allows(auth.RoleReader, v.Spec.DNSNames) {
+			continue
+		}
 		items = append(items, newCertificateItem(v, endpoint, now))
 	}
 	writeJSON(w, "application/json", http.StatusOK, items)

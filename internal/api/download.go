@@ -46,6 +46,9 @@ func (s *server) download(w http.ResponseWriter, r *http.Request, p auth.Princip
 	if err != nil {
 		return fmt.Errorf("reading certificate %s: %w", name, err)
 	}
+	if err := s.allow(p, auth.RoleReadCertificate, "download", v.Spec.DNSNames); err != nil {
+		return err
+	}
 	s.logger.InfoContext(r.Context(), "private key downloaded", "certificate", name, "version", v.ID,
 		"format", format, "caller", p.Name, "trace_id", traceID(r.Context()))
 	w.Header().Set("Content-Disposition", fmt.Sprintf(`attachment; filename="%s.%s"`, name, format))

@@ -58,7 +58,7 @@ func newOperationView(op operation.Operation) *operationView {
 // operation answers GET /api/operations/{id} (Acmebot v5's name for
 // /api/state/{id}): the same status codes, but the 202 and 200 carry the
 // operation with its steps, and the 500 problem carries it as "operation".
-func (s *server) operation(w http.ResponseWriter, r *http.Request, _ auth.Principal) error {
+func (s *server) operation(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
 	id := r.PathValue("id")
 	unknown := &httpError{status: http.StatusBadRequest, detail: fmt.Sprintf("The operation '%s' does not exist.", id)}
 	if !operation.ValidID(id) {
@@ -70,6 +70,9 @@ func (s *server) operation(w http.ResponseWriter, r *http.Request, _ auth.Princi
 	}
 	if err != nil {
 		return fmt.Errorf("reading operation %s: %w", id, err)
+	}
+	if err := s.mayPoll(p, op); err != nil {
+		return err
 	}
 	view := newOperationView(op)
 	switch op.Status {
