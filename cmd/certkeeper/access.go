@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"os/user"
 	"slices"
 	"strconv"
 	"strings"
@@ -55,7 +56,17 @@ func openOffline(ctx context.Context, configPath string, e env) (context.Context
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	return auth.NewContext(ctx, app.LocalPrincipal()), acc, closeDB, nil
+	return auth.NewContext(ctx, localPrincipal()), acc, closeDB, nil
+}
+
+// localPrincipal is the person at the console running an offline command:
+// an admin, named after the operating-system user.
+func localPrincipal() auth.Principal {
+	name := "unknown"
+	if u, err := user.Current(); err == nil && u.Username != "" {
+		name = u.Username
+	}
+	return auth.Principal{Kind: auth.KindLocal, Name: name, Roles: []auth.Role{auth.RoleAdmin}, RequireRoles: true}
 }
 
 // recordOffline puts an offline change in the audit log, as the console's

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
-	"os/user"
 	"time"
 
 	"github.com/certkeeper/certkeeper/internal/api"
@@ -55,16 +54,6 @@ func OpenAccess(ctx context.Context, cfg *config.Config, logger *slog.Logger) (a
 		return nil, nil, err
 	}
 	return NewAccess(st, logger), st.Close, nil
-}
-
-// LocalPrincipal is the person at the console running an offline command:
-// an admin, named after the operating-system user.
-func LocalPrincipal() auth.Principal {
-	name := "unknown"
-	if u, err := user.Current(); err == nil && u.Username != "" {
-		name = u.Username
-	}
-	return auth.Principal{Kind: auth.KindLocal, Name: name, Roles: []auth.Role{auth.RoleAdmin}, RequireRoles: true}
 }
 
 // KeyByHash implements auth.KeyStore: one indexed read per request, so that
