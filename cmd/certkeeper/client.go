@@ -20,6 +20,7 @@ import (
 const (
 	envURL    = "CERTKEEPER_URL"
 	envAPIKey = "CERTKEEPER_API_KEY"
+	envToken  = "CERTKEEPER_TOKEN"
 )
 
 // defaultServer is where the client looks when neither --server nor
@@ -30,7 +31,9 @@ const defaultServer = "http://127.0.0.1:8080"
 type client struct {
 	base   string
 	apiKey string
-	http   *http.Client
+	// token is an OIDC bearer token, sent when there is no API key.
+	token string
+	http  *http.Client
 }
 
 // clientFlags registers --server, --api-key and --json on fs and returns a
@@ -38,6 +41,7 @@ type client struct {
 func clientFlags(fs *flag.FlagSet, getenv func(string) string) (build func() (*client, error), jsonOut *bool) {
 	server := fs.String("server", "", "certkeeper URL; also "+envURL+" (default "+defaultServer+")")
 	key := fs.String("api-key", "", "API key; also "+envAPIKey)
+	token := fs.String("token", "", "OIDC bearer token, used when no API key is given; also "+envToken)
 	jsonOut = fs.Bool("json", false, "print machine-readable JSON")
 	return func() (*client, error) {
 		base := firstNonEmpty(*server, getenv(envURL), defaultServer)
@@ -48,6 +52,7 @@ func clientFlags(fs *flag.FlagSet, getenv func(string) string) (build func() (*c
 		return &client{
 			base:   strings.TrimRight(base, "/"),
 			apiKey: firstNonEmpty(*key, getenv(envAPIKey)),
+			token:  firstNonEmpty(*token, getenv(envToken)),
 			http:   &http.Client{Timeout: 2 * time.Minute},
 		}, nil
 	}, jsonOut
@@ -119,6 +124,8 @@ func (c *client) do(ctx context.Context, method, path string, body any, want ...
 	req.Header.Set("Accept", "application/json")
 	if c.apiKey != "" {
 		req.Header.Set("X-Functions-Key", c.apiKey)
+	} else if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {

@@ -29,13 +29,23 @@ Usage:
   certkeeper import --from-azure-key-vault DESTINATION
                                            adopt the certificates Key Vault Acmebot issued, so certkeeper renews them
 
-Client commands (server from --server or CERTKEEPER_URL, key from --api-key or CERTKEEPER_API_KEY):
+Client commands (server from --server or CERTKEEPER_URL, key from --api-key or CERTKEEPER_API_KEY,
+or an OIDC token from --token or CERTKEEPER_TOKEN):
   certkeeper issue [flags] DNSNAME...      issue a certificate (--wait to follow it)
   certkeeper renew [--wait] NAME           renew a certificate with its stored settings
   certkeeper revoke [--reason R] NAME      revoke a certificate's newest version
   certkeeper list                          list certificates
   certkeeper status OPERATION_ID           show an operation and its steps
   certkeeper get NAME --out DIR            write cert.pem, chain.pem, fullchain.pem, privkey.pem
+  certkeeper apikey create --name N [--role R]... [--zone Z]... [--expires 90d]
+                                           make an API key (admin); the key is printed once
+  certkeeper apikey list                   list API keys (admin)
+  certkeeper apikey revoke ID|NAME         revoke an API key at once (admin)
+  certkeeper audit [--certificate N] [--actor A] [--action X]
+                                           read the audit log (admin)
+
+apikey and audit also take --offline [--config FILE]: they then work on the
+database directly, without a server, for example to make the first admin key.
 
 Every client command takes --json for machine-readable output.
 Run "certkeeper COMMAND --help" for a command's flags.
@@ -58,6 +68,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	e := env{stdout: stdout, stderr: stderr, getenv: os.Getenv, terminal: isTerminal(os.Stderr)}
 	clientCommands := map[string]func(context.Context, []string, env) error{
 		"issue": cmdIssue, "renew": cmdRenew, "revoke": cmdRevoke, "list": cmdList, "status": cmdStatus, "get": cmdGet,
+		"apikey": cmdAPIKey, "audit": cmdAudit,
 	}
 	var err error
 	switch cmd := args[0]; {

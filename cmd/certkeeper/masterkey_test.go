@@ -17,12 +17,6 @@ import (
 	"github.com/certkeeper/certkeeper/internal/vault/vaulttest"
 )
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	testenv.StopPostgres()
-	os.Exit(code)
-}
-
 func TestMasterKeyRotate(t *testing.T) {
 	t.Parallel()
 	for _, db := range []string{"sqlite", "postgres"} {

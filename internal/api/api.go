@@ -19,10 +19,9 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
-	"fmt"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"strings"
 	"time"
 
@@ -50,6 +49,18 @@ type Options struct {
 	// MaxBodyBytes caps request bodies; larger ones are answered 413. Zero
 	// means 1 MiB.
 	MaxBodyBytes int64
+	// Access serves the key-management and audit routes and records
+	// state-changing requests in the audit log; nil leaves those routes
+	// out and records nothing (issue 7).
+	Access Access
+	// RateLimit limits issue and renew requests per caller.
+	RateLimit RateLimit
+	// TrustedProxies are the reverse proxies whose X-Forwarded-For names the
+	// caller's address (for the audit log and failure logs).
+	TrustedProxies []netip.Prefix
+	// Counters count authentication outcomes, 403s and 429s; nil counts
+	// nothing.
+	Counters *auth.Counters
 }
 
 // server is the state the handlers share. It is safe for concurrent use.
@@ -60,6 +71,11 @@ type server struct {
 	logger       *slog.Logger
 	maxBodyBytes int64
 	mux          *http.ServeMux
+
+	access         Access
+	limiter        *limiter
+	trustedProxies []netip.Prefix
+	counters       *auth.Counters
 }
 
 // New returns the API handler. It is safe for concurrent use. Unknown paths
@@ -74,6 +90,11 @@ func New(opts Options) http.Handler {
 		logger:       opts.Logger,
 		maxBodyBytes: opts.MaxBodyBytes,
 		mux:          http.NewServeMux(),
+
+		access:         opts.Access,
+		limiter:        newLimiter(opts.RateLimit),
+		trustedProxies: opts.TrustedProxies,
+		counters:       opts.Counters,
 	}
 	if s.logger == nil {
 		s.logger = slog.New(slog.DiscardHandler)
@@ -82,9 +103,9 @@ func New(opts Options) http.Handler {
 		s.maxBodyBytes = defaultMaxBodyBytes
 	}
 	s.mux.Handle("GET /api/ping", s.handle(s.ping))
-	s.mux.Handle("POST /api/certificate", s.protected(auth.RoleIssue, s.issue))
-	s.mux.Handle("POST /api/certificate/{certificateName}/renew", s.protected(auth.RoleIssue, s.renew))
-	s.mux.Handle("POST /api/certificate/{certificateName}/revoke", s.protected(auth.RoleRevoke, s.revoke))
+	s.mux.Handle("POST /api/certificate", s.guard(issueRoute, s.issue))
+	s.mux.Handle("POST /api/certificate/{certificateName}/renew", s.guard(renewRoute, s.renew))
+	s.mux.Handle("POST /api/certificate/{certificateName}/revoke", s.guard(revokeRoute, s.revoke))
 	s.mux.Handle("GET /api/state/{id}", s.protected(auth.RoleReader, s.state))
 	s.mux.Handle("GET /api/certificates", s.protected(auth.RoleReader, s.certificates))
 	s.mux.Handle("GET /api/dns-zones", s.protected(auth.RoleReader, s.dnsZones))
@@ -95,9 +116,17 @@ func New(opts Options) http.Handler {
 	s.mux.Handle("GET /api/certificates/{certificateName}/versions/{versionId}/download",
 		s.protected(auth.RoleReadCertificate, s.versionDownload))
 	// Acmebot v5 GA names (route set B) for the same requests.
-	s.mux.Handle("POST /api/certificates", s.protected(auth.RoleIssue, s.issue))
-	s.mux.Handle("POST /api/certificates/{certificateName}/renew", s.protected(auth.RoleIssue, s.renew))
-	s.mux.Handle("POST /api/certificates/{certificateName}/revoke", s.protected(auth.RoleRevoke, s.revoke))
+	s.mux.Handle("POST /api/certificates", s.guard(issueRoute, s.issue))
+	s.mux.Handle("POST /api/certificates/{certificateName}/renew", s.guard(renewRoute, s.renew))
+	s.mux.Handle("POST /api/certificates/{certificateName}/revoke", s.guard(revokeRoute, s.revoke))
+	// Issue 7: API keys and the audit log, for callers that are Admin in
+	// every zone. The log has no route that changes it.
+	if s.access != nil {
+		s.mux.Handle("POST /api/keys", s.guard(route{role: auth.RoleAdmin, everywhere: true, action: ActionKeyCreate}, s.createKey))
+		s.mux.Handle("GET /api/keys", s.guard(route{role: auth.RoleAdmin, everywhere: true}, s.listKeys))
+		s.mux.Handle("DELETE /api/keys/{id}", s.guard(route{role: auth.RoleAdmin, everywhere: true, action: ActionKeyRevoke}, s.revokeKey))
+		s.mux.Handle("GET /api/audit", s.guard(route{role: auth.RoleAdmin, everywhere: true}, s.audit))
+	}
 	return http.HandlerFunc(s.serveHTTP)
 }
 
@@ -162,26 +191,6 @@ func (s *server) handle(h handlerFunc) http.Handler {
 		if err := h(w, r); err != nil {
 			s.render(w, r, err)
 		}
-	})
-}
-
-// protected authenticates the caller (401), checks role (403) and then runs
-// h, rendering its error.
-func (s *server) protected(role auth.Role, h principalHandlerFunc) http.Handler {
-	return s.handle(func(w http.ResponseWriter, r *http.Request) error {
-		p, err := s.auth.Authenticate(r)
-		if errors.Is(err, auth.ErrUnauthenticated) {
-			return &httpError{status: http.StatusUnauthorized, empty: true,
-				header: http.Header{"Www-Authenticate": {"Bearer"}}}
-		}
-		if err != nil {
-			return &httpError{status: http.StatusInternalServerError, cause: fmt.Errorf("authenticating request: %w", err)}
-		}
-		if !p.Has(role) {
-			return &httpError{status: http.StatusForbidden, empty: true,
-				cause: fmt.Errorf("caller %q lacks role %s", p.Name, role)}
-		}
-		return h(w, r, p)
 	})
 }
 

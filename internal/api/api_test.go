@@ -114,6 +114,17 @@ func (b *fakeBackend) Certificate(ctx context.Context, name string) (vault.Versi
 	return vault.Version{}, vault.ErrNotFound
 }
 
+// CertificateSpec answers the spec of a stored version, or else one for
+// <name>.example.com, so that renew and revoke reach the backend.
+func (b *fakeBackend) CertificateSpec(ctx context.Context, name string) (certificate.Spec, error) {
+	for _, v := range b.versions {
+		if v.Name == name {
+			return v.Spec, nil
+		}
+	}
+	return certificate.Spec{Name: name, DNSNames: []string{name + ".example.com"}}, nil
+}
+
 func (b *fakeBackend) DNSZones(ctx context.Context) []api.ZoneGroup { return b.zones }
 
 func (b *fakeBackend) ACMEEndpoint() string { return endpointLE }

@@ -33,6 +33,10 @@ type Backend interface {
 	// Certificate returns the newest version of the named certificate with
 	// its private key, or vault.ErrNotFound.
 	Certificate(ctx context.Context, name string) (vault.Version, error)
+	// CertificateSpec returns the spec of the named certificate's newest
+	// version, without its private key, or vault.ErrNotFound: what zone
+	// checks need before a renewal or revocation.
+	CertificateSpec(ctx context.Context, name string) (certificate.Spec, error)
 	// DNSZones lists the zones of every provider; a provider whose listing
 	// failed carries its error and is left out of the answer.
 	DNSZones(ctx context.Context) []ZoneGroup

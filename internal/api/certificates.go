@@ -42,8 +42,8 @@ type certificateItem struct {
 }
 
 // certificates answers GET /api/certificates with the newest version of
-// every certificate; none is [].
-func (s *server) certificates(w http.ResponseWriter, r *http.Request, _ auth.Principal) error {
+// every certificate the caller may read; none is [].
+func (s *server) certificates(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
 	versions, err := s.backend.Certificates(r.Context())
 	if err != nil {
 		return fmt.Errorf("listing certificates: %w", err)
@@ -58,6 +58,10 @@ func (s *server) certificates(w http.ResponseWriter, r *http.Request, _ auth.Pri
 	}
 	items := make([]certificateItem, 0, len(versions))
 	for _, v := range versions {
+		// A zone-limited caller sees only the certificates in its zones.
+		if !p.Allows(auth.RoleReader, v.Spec.DNSNames) {
+			continue
+		}
 		item := newCertificateItem(v, endpoint, now)
 		item.Destinations = newDestinationViews(states[v.Name], v.ID)
 		items = append(items, item)

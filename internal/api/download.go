@@ -50,8 +50,12 @@ func (s *server) download(w http.ResponseWriter, r *http.Request, p auth.Princip
 }
 
 // writeDownload answers with version v in format (pem or pfx) and logs who
-// downloaded which private key.
+// downloaded which private key. A caller limited to zones gets 403 for a
+// certificate outside them.
 func (s *server) writeDownload(w http.ResponseWriter, r *http.Request, p auth.Principal, v vault.Version, format string) error {
+	if err := s.allow(p, auth.RoleReadCertificate, "download", v.Spec.DNSNames); err != nil {
+		return err
+	}
 	name := v.Name
 	s.logger.InfoContext(r.Context(), "private key downloaded", "certificate", name, "version", v.ID,
 		"format", format, "caller", p.Name, "trace_id", traceID(r.Context()))

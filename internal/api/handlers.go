@@ -31,6 +31,10 @@ func (s *server) issue(w http.ResponseWriter, r *http.Request, p auth.Principal)
 	if errs != nil {
 		return validationError(errs)
 	}
+	noteFrom(r.Context()).certificate = spec.Name
+	if err := s.allow(p, auth.RoleIssue, "issue", scopeNames(spec.DNSNames, spec.DNSAlias)); err != nil {
+		return err
+	}
 	id, err := s.backend.Issue(r.Context(), spec)
 	if ie, ok := errors.AsType[*InvalidError](err); ok {
 		return validationError(fieldErrors{ie.Field: {ie.Message}})
@@ -50,6 +54,10 @@ func (s *server) renew(w http.ResponseWriter, r *http.Request, p auth.Principal)
 	name := r.PathValue("certificateName")
 	if !certificate.NamePattern.MatchString(name) {
 		return certificateNotFound(name)
+	}
+	noteFrom(r.Context()).certificate = name
+	if err := s.allowCertificate(r.Context(), p, auth.RoleIssue, "renew", name); err != nil {
+		return err
 	}
 	id, err := s.backend.Renew(r.Context(), name)
 	if errors.Is(err, vault.ErrNotFound) {
@@ -94,6 +102,10 @@ func (s *server) revoke(w http.ResponseWriter, r *http.Request, p auth.Principal
 	}
 	if !certificate.NamePattern.MatchString(name) {
 		return certificateNotFound(name)
+	}
+	noteFrom(r.Context()).certificate = name
+	if err := s.allowCertificate(r.Context(), p, auth.RoleRevoke, "revoke", name); err != nil {
+		return err
 	}
 	err = s.backend.Revoke(r.Context(), name, reason)
 	if errors.Is(err, vault.ErrNotFound) {
@@ -140,12 +152,15 @@ func parseRevokeRequest(body []byte) (int, fieldErrors) {
 // operation is pending or running, 200 with an empty body once it succeeded
 // (as Acmebot), a 500 problem whose detail is "<step>: <error>" when it
 // failed, and a 400 problem for an unknown id.
-func (s *server) state(w http.ResponseWriter, r *http.Request, _ auth.Principal) error {
+func (s *server) state(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
 	op, err := s.lookupOperation(r)
 	if err != nil {
 		return err
 	}
 	id := op.ID
+	if err := s.mayPoll(p, op); err != nil {
+		return err
+	}
 	switch op.Status {
 	case operation.StatusPending, operation.StatusRunning:
 		s.accepted(w, r, id)
@@ -193,6 +208,7 @@ func operationFailed(op operation.Operation) *httpError {
 
 // accepted answers 202 with the Location of operation id and no body.
 func (s *server) accepted(w http.ResponseWriter, r *http.Request, id string) {
+	noteFrom(r.Context()).operation = id
 	w.Header().Set("Location", s.baseURL(r)+"/api/state/"+id)
 	w.WriteHeader(http.StatusAccepted)
 }
@@ -214,7 +230,7 @@ type dnsZone struct {
 
 // dnsZones answers GET /api/dns-zones. A provider whose listing failed is
 // left out and logged; the others are still listed.
-func (s *server) dnsZones(w http.ResponseWriter, r *http.Request, _ auth.Principal) error {
+func (s *server) dnsZones(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
 	groups := s.backend.DNSZones(r.Context())
 	out := make([]dnsZoneGroup, 0, len(groups))
 	for _, g := range groups {
@@ -225,7 +241,13 @@ func (s *server) dnsZones(w http.ResponseWriter, r *http.Request, _ auth.Princip
 		}
 		zones := make([]dnsZone, 0, len(g.Zones))
 		for _, z := range g.Zones {
-			zones = append(zones, dnsZone{Name: z})
+			// A zone-limited caller sees the zones it may act in.
+			if p.Overlaps(z) {
+				zones = append(zones, dnsZone{Name: z})
+			}
+		}
+		if len(zones) == 0 && len(g.Zones) > 0 {
+			continue
 		}
 		out = append(out, dnsZoneGroup{DNSProviderName: g.ProviderName, DNSZones: zones})
 	}

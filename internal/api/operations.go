@@ -60,12 +60,15 @@ func newOperationView(op operation.Operation) *operationView {
 // operation answers GET /api/operations/{id} (Acmebot v5's name for
 // /api/state/{id}): the same status codes, but the 202 and 200 carry the
 // operation with its steps, and the 500 problem carries it as "operation".
-func (s *server) operation(w http.ResponseWriter, r *http.Request, _ auth.Principal) error {
+func (s *server) operation(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
 	op, err := s.lookupOperation(r)
 	if err != nil {
 		return err
 	}
 	id := op.ID
+	if err := s.mayPoll(p, op); err != nil {
+		return err
+	}
 	view := newOperationView(op)
 	switch op.Status {
 	case operation.StatusPending, operation.StatusRunning:

@@ -114,7 +114,7 @@ func (s *server) versionBackend() (VersionBackend, error) {
 }
 
 // versions answers GET /api/certificates/{certificateName}/versions.
-func (s *server) versions(w http.ResponseWriter, r *http.Request, _ auth.Principal) error {
+func (s *server) versions(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
 	name := r.PathValue("certificateName")
 	vb, err := s.versionBackend()
 	if err != nil {
@@ -129,6 +129,9 @@ func (s *server) versions(w http.ResponseWriter, r *http.Request, _ auth.Princip
 	}
 	if err != nil {
 		return fmt.Errorf("listing the versions of %s: %w", name, err)
+	}
+	if err := s.allow(p, auth.RoleReader, "list versions", list[0].Spec.DNSNames); err != nil {
+		return err
 	}
 	items := make([]versionItem, 0, len(list))
 	for i, v := range list {

@@ -47,17 +47,19 @@ type Options struct {
 
 // App is the running service. Build it with New, run it with Run.
 type App struct {
-	cfg    *config.Config
-	logger *slog.Logger
-	store  *store.Store
-	vault  *vault.Builtin
-	dns    *dns.Registry
-	issuer *issuer.Issuer
-	queue  *job.Queue
+	cfg      *config.Config
+	logger   *slog.Logger
+	store    *store.Store
+	vault    *vault.Builtin
+	dns      *dns.Registry
+	issuer   *issuer.Issuer
+	queue    *job.Queue
+	handler  http.Handler
+	listener net.Listener
+	access   *Access
+	counters *auth.Counters
 	// deliveries delivers versions to the configured destinations.
 	deliveries *job.Deliveries
-	handler    http.Handler
-	listener   net.Listener
 
 	profilesMu sync.Mutex
 	profiles   map[string]string
@@ -89,7 +91,14 @@ func New(ctx context.Context, opts Options) (*App, error) {
 	if err := st.SyncConfigAPIKeys(ctx, configKeys(cfg.Auth)); err != nil {
 		return nil, err
 	}
-	keys, err := a.loadKeys(ctx)
+	// Issue 7: keys looked up in the database per request, OIDC issuers,
+	// the audit log.
+	a.access, a.counters = NewAccess(st, logger), &auth.Counters{}
+	authn, err := authenticator(cfg.Auth, a.access, logger)
+	if err != nil {
+		return nil, err
+	}
+	proxies, err := trustedProxies(cfg.Auth.TrustedProxies)
 	if err != nil {
 		return nil, err
 	}
@@ -127,6 +136,7 @@ func New(ctx context.Context, opts Options) (*App, error) {
 	if err := a.setupDeliveries(runner, opts.AzureTransport); err != nil {
 		return nil, err
 	}
+	runner.Observe(a.access)
 	a.queue, err = job.New(ctx, job.Options{
 		Store: st, Runner: runner, Workers: cfg.Jobs.Workers,
 		Timeout: cfg.Jobs.Timeout, RescueAfter: cfg.Jobs.RescueAfter, Logger: logger,
@@ -135,7 +145,9 @@ func New(ctx context.Context, opts Options) (*App, error) {
 		return nil, err
 	}
 
-	a.handler = api.New(api.Options{Backend: a, Auth: keys, PublicURL: cfg.PublicURL, Logger: logger})
+	a.handler = api.New(api.Options{Backend: a, Auth: authn, PublicURL: cfg.PublicURL, Logger: logger,
+		Access: a.access, TrustedProxies: proxies, Counters: a.counters,
+		RateLimit: api.RateLimit{PerMinute: cfg.Auth.RateLimit.PerMinute, Burst: cfg.Auth.RateLimit.Burst}})
 	a.listener, err = net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return nil, fmt.Errorf("listening on %s: %w", cfg.Listen, err)
@@ -200,29 +212,10 @@ func configKeys(c config.Auth) []store.APIKey {
 	out := make([]store.APIKey, 0, len(c.APIKeys))
 	for _, k := range c.APIKeys {
 		h := auth.HashKey(k.Key.Reveal())
-		out = append(out, store.APIKey{Name: k.Name, Hash: hex.EncodeToString(h[:]), Roles: k.Roles, Source: "config"})
+		zones, _ := normalizeZones(k.Zones) // checked by config validation
+		out = append(out, store.APIKey{Name: k.Name, Hash: hex.EncodeToString(h[:]), Roles: k.Roles, Zones: zones, Source: "config"})
 	}
 	return out
-}
-
-// loadKeys builds the authenticator from the hashed keys in the database.
-func (a *App) loadKeys(ctx context.Context) (*auth.Keys, error) {
-	rows, err := a.store.APIKeys(ctx)
-	if err != nil {
-		return nil, err
-	}
-	keys := make([]auth.Key, 0, len(rows))
-	for _, r := range rows {
-		k := auth.Key{Name: r.Name}
-		if n, err := hex.Decode(k.Hash[:], []byte(r.Hash)); err != nil || n != len(k.Hash) {
-			return nil, fmt.Errorf("reading the hash of API key %q: not %d hex bytes", r.Name, len(k.Hash))
-		}
-		for _, role := range r.Roles {
-			k.Roles = append(k.Roles, auth.Role(role))
-		}
-		keys = append(keys, k)
-	}
-	return auth.NewKeys(keys, a.cfg.Auth.RequireRoles), nil
 }
 
 // caHTTPClient returns the client that talks to the CA: the system roots

@@ -64,13 +64,17 @@ func (d deps) config(t *testing.T, db string) config.Config {
 }
 
 // service runs the assembled service in this process until the test ends
-// and returns its base URL.
+// and returns its base URL. It uses cfg.MasterKey when set (replicas of one
+// database share it), else a new key.
 func service(t *testing.T, cfg config.Config) string {
 	t.Helper()
 	if err := cfg.Validate(); err != nil {
 		t.Fatalf("config: %v", err)
 	}
 	key, _, err := secret.NewKey()
+	if cfg.MasterKey != "" {
+		key, err = secret.ParseKey(cfg.MasterKey.Reveal())
+	}
 	if err != nil {
 		t.Fatal(err)
 	}

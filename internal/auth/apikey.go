@@ -70,8 +70,11 @@ func GenerateKey() (secret.String, error) {
 	return secret.String(KeyPrefix + base64.RawURLEncoding.EncodeToString(raw)), nil
 }
 
-// Keys authenticates requests by API key. It is immutable after NewKeys and
-// safe for concurrent use. The zero value (or nil) authenticates no one.
+// Keys authenticates requests by a fixed set of API keys held in memory (the
+// configured keys, for tools and tests); the service itself uses
+// Authenticator, which also takes managed keys and OIDC tokens. It is
+// immutable after NewKeys and safe for concurrent use. The zero value (or
+// nil) authenticates no one.
 type Keys struct {
 	keys         []Key
 	requireRoles bool
@@ -111,9 +114,8 @@ func (k *Keys) LogValue() slog.Value { return slog.StringValue(k.String()) }
 // stopping at a match, so the time taken does not tell which key (or how much
 // of one) matched.
 //
-// An "Authorization: Bearer" token is not accepted yet: OIDC tokens come in a
-// later change, and until then a request that carries only a bearer token is
-// unauthenticated.
+// An "Authorization: Bearer" token is not accepted: a request that carries
+// only a bearer token is unauthenticated.
 func (k *Keys) Authenticate(r *http.Request) (Principal, error) {
 	presented, ok := credential(r)
 	if !ok || k == nil {

@@ -66,6 +66,7 @@ func defaults() Config {
 		ACME:    ACME{Endpoint: DefaultACMEEndpoint},
 		DNS:     DNS{PropagationTimeout: DefaultPropagationTimeout},
 		Jobs:    Jobs{Workers: DefaultWorkers, Timeout: DefaultJobTimeout},
+		Auth:    Auth{RateLimit: DefaultRateLimit},
 		Log:     Log{Level: DefaultLogLevel, Format: DefaultLogFormat},
 		Delivery: Delivery{Timeout: DefaultDeliveryTimeout, RetryMin: DefaultDeliveryRetryMin,
 			RetryMax: DefaultDeliveryRetryMax, MaxAttempts: DefaultDeliveryMaxAttempts},

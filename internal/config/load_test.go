@@ -58,7 +58,8 @@ func TestLoadExample(t *testing.T) {
 			},
 		},
 		Auth: Auth{
-			APIKeys: []APIKey{{Name: "ci", Key: testAPIKey, Roles: []string{"Acmebot.IssueCertificate", "Acmebot.RevokeCertificate"}}},
+			APIKeys:   []APIKey{{Name: "ci", Key: testAPIKey, Roles: []string{"Acmebot.IssueCertificate", "Acmebot.RevokeCertificate"}}},
+			RateLimit: DefaultRateLimit,
 		},
 		Jobs: Jobs{Workers: 20, Timeout: 15 * time.Minute, RescueAfter: 16 * time.Minute},
 		Log:  Log{Level: "info", Format: "text"},
@@ -78,6 +79,7 @@ func TestDefault(t *testing.T) {
 		MasterKeyFile: filepath.Join("data", "master.key"),
 		ACME:          ACME{Endpoint: "https://acme-v02.api.letsencrypt.org/directory"},
 		DNS:           DNS{PropagationTimeout: 5 * time.Minute},
+		Auth:          Auth{RateLimit: RateLimit{PerMinute: 30, Burst: 30}},
 		Jobs:          Jobs{Workers: 20, Timeout: 15 * time.Minute, RescueAfter: 16 * time.Minute},
 		Log:           Log{Level: "info", Format: "text"},
 		Delivery: Delivery{Timeout: 2 * time.Minute, RetryMin: 30 * time.Second, RetryMax: time.Hour,

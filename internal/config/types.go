@@ -114,6 +114,13 @@ type Auth struct {
 	// issue, renew and revoke (Acmebot's default), but never read private
 	// keys or administer.
 	RequireRoles bool `yaml:"requireRoles"`
+	// OIDC are the issuers whose bearer tokens are accepted (issue 7).
+	OIDC []OIDC `yaml:"oidc"`
+	// RateLimit limits issue and renew requests per caller.
+	RateLimit RateLimit `yaml:"rateLimit"`
+	// TrustedProxies are the addresses or CIDR ranges of reverse proxies
+	// whose X-Forwarded-For header names the caller's address.
+	TrustedProxies []string `yaml:"trustedProxies"`
 }
 
 // APIKey is a key configured in the file. Only a hash of it is kept.
@@ -122,6 +129,9 @@ type APIKey struct {
 	Key     secret.String `yaml:"key"`
 	KeyFile string        `yaml:"keyFile"`
 	Roles   []string      `yaml:"roles"`
+	// Zones limit the roles (and reading) to these zone patterns; empty is
+	// every zone.
+	Zones []string `yaml:"zones"`
 }
 
 // Jobs tunes the durable job queue.

@@ -88,6 +88,7 @@ func (c *Config) problems() problems {
 	c.ACME.validate(&p)
 	c.DNS.validate(&p)
 	c.Auth.validate(&p)
+	c.Auth.validateAccess(&p)
 	c.Jobs.validate(&p)
 	c.Log.validate(&p)
 	c.validateDestinations(&p)

@@ -18,6 +18,7 @@ import (
 	"github.com/riverqueue/river/riverdriver/riversqlite"
 	"github.com/riverqueue/river/rivermigrate"
 
+	"github.com/certkeeper/certkeeper/internal/auth"
 	"github.com/certkeeper/certkeeper/internal/certificate"
 	"github.com/certkeeper/certkeeper/internal/operation"
 	"github.com/certkeeper/certkeeper/internal/store"
@@ -159,12 +160,16 @@ func (q *Queue) Stop(ctx context.Context) error {
 }
 
 // Enqueue records a new operation for spec and its job in one transaction,
-// and returns the operation id.
+// and returns the operation id. The caller auth.FromContext finds in ctx is
+// recorded as the operation's creator.
 func (q *Queue) Enqueue(ctx context.Context, kind operation.Kind, spec certificate.Spec) (string, error) {
 	now := time.Now().UTC()
 	op := operation.Operation{
 		ID: operation.NewID(), Kind: kind, CertificateName: spec.Name, Status: operation.StatusPending,
 		CreatedAt: now, UpdatedAt: now,
+	}
+	if p, ok := auth.FromContext(ctx); ok {
+		op.CreatedBy, op.CreatedByName = p.Actor(), p.Name
 	}
 	err := q.store.Tx(ctx, func(tx *sql.Tx) error {
 		if err := q.store.InsertOperation(ctx, tx, op, spec); err != nil {

@@ -37,17 +37,29 @@ type Vault interface {
 	Latest(ctx context.Context, name string) (vault.Version, error)
 }
 
+// Observer is told each time an operation ends (the audit trail records
+// the outcome). It must not block for long.
+type Observer interface {
+	// OperationDone is called once the operation's final state is stored.
+	OperationDone(ctx context.Context, op operation.Operation)
+}
+
 // Runner carries an operation from pending to succeeded or failed. It is safe
 // for concurrent use; each operation runs in one goroutine at a time.
 type Runner struct {
-	store   *store.Store
-	issuer  Issuer
-	solvers Solvers
-	vault   Vault
-	logger  *slog.Logger
+	store    *store.Store
+	issuer   Issuer
+	solvers  Solvers
+	vault    Vault
+	logger   *slog.Logger
+	observer Observer
 	// deliveries, when set, delivers stored versions to destinations.
 	deliveries *Deliveries
 }
+
+// Observe makes o the Observer of every operation r ends. Call it before the
+// queue starts.
+func (r *Runner) Observe(o Observer) { r.observer = o }
 
 // NewRunner returns a Runner.
 func NewRunner(st *store.Store, iss Issuer, solvers Solvers, v Vault, logger *slog.Logger) *Runner {
@@ -80,7 +92,7 @@ func (r *Runner) Run(ctx context.Context, id string) error {
 		return err
 	}
 	logger = logger.With("certificate", spec.Name)
-	t := &tracker{store: r.store, op: op, logger: logger}
+	t := &tracker{store: r.store, op: op, logger: logger, observer: r.observer}
 	t.op.Status = operation.StatusRunning
 	t.op.Attempt++
 	if err := t.save(ctx); err != nil {
@@ -153,10 +165,22 @@ func versionOf(id string, spec certificate.Spec, endpoint string, c *issuer.Cert
 
 // tracker records an operation's steps as the flow enters them.
 type tracker struct {
-	mu     sync.Mutex
-	store  *store.Store
-	op     operation.Operation
-	logger *slog.Logger
+	mu       sync.Mutex
+	store    *store.Store
+	op       operation.Operation
+	logger   *slog.Logger
+	observer Observer
+}
+
+// done saves the operation's final state and tells the observer.
+func (t *tracker) done(ctx context.Context) error {
+	if err := t.save(ctx); err != nil {
+		return err
+	}
+	if t.observer != nil {
+		t.observer.OperationDone(context.WithoutCancel(ctx), t.op)
+	}
+	return nil
 }
 
 func (t *tracker) save(ctx context.Context) error {
@@ -202,7 +226,7 @@ func (t *tracker) fail(ctx context.Context, step operation.Step, cause error) er
 	t.finishLast(time.Now().UTC(), cause.Error())
 	t.op.Status, t.op.FailedStep, t.op.Error = operation.StatusFailed, step, cause.Error()
 	t.logger.WarnContext(ctx, "operation failed", "step", step, "error", cause)
-	return t.save(ctx)
+	return t.done(ctx)
 }
 
 func (t *tracker) succeed(ctx context.Context, versionID string) error {
@@ -210,7 +234,7 @@ func (t *tracker) succeed(ctx context.Context, versionID string) error {
 	defer t.mu.Unlock()
 	t.finishLast(time.Now().UTC(), "")
 	t.op.Status, t.op.VersionID = operation.StatusSucceeded, versionID
-	return t.save(ctx)
+	return t.done(ctx)
 }
 
 // recordingSolver writes down the challenges it presents before presenting

@@ -70,9 +70,14 @@ type Operation struct {
 	VersionID string
 	// Attempt counts how many times a worker started this operation; more than
 	// one means it was resumed after a crash.
-	Attempt   int
-	CreatedAt time.Time
-	UpdatedAt time.Time
+	Attempt int
+	// CreatedBy is the actor id of who asked for it (auth.Principal.Actor);
+	// empty when certkeeper did on its own. CreatedByName is the name people
+	// read (the key name, the token subject).
+	CreatedBy     string
+	CreatedByName string
+	CreatedAt     time.Time
+	UpdatedAt     time.Time
 	// Deliveries are the deliveries of the version to its destinations.
 	Deliveries []Delivery
 }

@@ -24,10 +24,10 @@ func (s *Store) InsertOperation(ctx context.Context, q Querier, op operation.Ope
 		return fmt.Errorf("encoding steps: %w", err)
 	}
 	_, err = q.ExecContext(ctx, `INSERT INTO operations
-		(id, kind, certificate_name, spec, status, steps, created_at, updated_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+		(id, kind, certificate_name, spec, status, steps, created_at, updated_at, created_by, created_by_name)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
 		op.ID, string(op.Kind), op.CertificateName, string(specJSON), string(op.Status), string(steps),
-		micros(op.CreatedAt), micros(op.UpdatedAt))
+		micros(op.CreatedAt), micros(op.UpdatedAt), op.CreatedBy, op.CreatedByName)
 	if err != nil {
 		return fmt.Errorf("inserting operation %s: %w", op.ID, err)
 	}
@@ -41,7 +41,8 @@ func nonNilSteps(s []operation.StepRecord) []operation.StepRecord {
 	return s
 }
 
-const operationColumns = `id, kind, certificate_name, status, steps, failed_step, error, version_id, attempt, created_at, updated_at`
+const operationColumns = `id, kind, certificate_name, status, steps, failed_step, error, version_id, attempt, created_at, updated_at,
+	created_by, created_by_name`
 
 // Operation returns the operation with id, or ErrNotFound.
 func (s *Store) Operation(ctx context.Context, id string) (operation.Operation, error) {
@@ -65,7 +66,7 @@ func scanOperation(row interface{ Scan(...any) error }) (operation.Operation, er
 		attempt             int64
 	)
 	if err := row.Scan(&op.ID, &kind, &op.CertificateName, &status, &steps, &failedStep, &op.Error,
-		&op.VersionID, &attempt, &created, &updated); err != nil {
+		&op.VersionID, &attempt, &created, &updated, &op.CreatedBy, &op.CreatedByName); err != nil {
 		return op, err
 	}
 	op.Kind, op.Status, op.FailedStep = operation.Kind(kind), operation.Status(status), operation.Step(failedStep)

@@ -128,7 +128,7 @@ func TestOperations(t *testing.T) {
 		ctx := t.Context()
 		now := time.Now().UTC().Truncate(time.Microsecond)
 		op := operation.Operation{ID: operation.NewID(), Kind: operation.KindIssue, CertificateName: "x",
-			Status: operation.StatusPending, CreatedAt: now, UpdatedAt: now}
+			Status: operation.StatusPending, CreatedAt: now, UpdatedAt: now, CreatedBy: "key:k1", CreatedByName: "ci"}
 		spec := certificate.Spec{Name: "x", DNSNames: []string{"x.example.test"}, KeyType: "EC", KeyCurveName: "P-256",
 			Tags: map[string]string{"team": "web"}}
 
@@ -211,8 +211,10 @@ func TestAccountsAndKeys(t *testing.T) {
 			t.Errorf("Account (-want +got):\n%s", diff)
 		}
 
-		keys := []store.APIKey{{Name: "ci", Hash: "ab", Roles: []string{"Acmebot.IssueCertificate"}, Source: "config"},
-			{Name: "ro", Hash: "cd", Roles: []string{}, Source: "config"}}
+		keys := []store.APIKey{{Name: "ci", Hash: "ab", Roles: []string{"Acmebot.IssueCertificate"}, Zones: []string{},
+			Source: "config", ID: store.ConfigKeyID("ci"), CreatedBy: "config"},
+			{Name: "ro", Hash: "cd", Roles: []string{}, Zones: []string{"example.test"}, Source: "config",
+				ID: store.ConfigKeyID("ro"), CreatedBy: "config"}}
 		if err := st.SyncConfigAPIKeys(ctx, keys); err != nil {
 			t.Fatal(err)
 		}
@@ -222,6 +224,9 @@ func TestAccountsAndKeys(t *testing.T) {
 		gotKeys, err := st.APIKeys(ctx)
 		if err != nil {
 			t.Fatal(err)
+		}
+		for i := range gotKeys {
+			gotKeys[i].CreatedAt = time.Time{}
 		}
 		if diff := cmp.Diff(keys[:1], gotKeys); diff != "" {
 			t.Errorf("APIKeys after removing one from config (-want +got):\n%s", diff)
