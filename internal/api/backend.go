@@ -33,8 +33,9 @@ type Backend interface {
 	// Certificate returns the newest version of the named certificate with
 	// its private key, or vault.ErrNotFound.
 	Certificate(ctx context.Context, name string) (vault.Version, error)
-	// DNSZones lists the zones of every provider; a provider whose listing
-	// failed carries its error and is left out of the answer.
+	// DNSZones lists the zones of every provider, in configuration order;
+	// a provider whose listing failed carries its error (shown in its own
+	// entry of the answer).
 	DNSZones(ctx context.Context) []ZoneGroup
 	// ACMEEndpoint is the directory URL of the CA configured now.
 	ACMEEndpoint() string

@@ -94,7 +94,8 @@ func New(ctx context.Context, opts Options) (*App, error) {
 		return nil, err
 	}
 	a.dns, err = dns.NewRegistry(providers, dns.Options{
-		Resolvers: cfg.DNS.Resolvers, PropagationTimeout: cfg.DNS.PropagationTimeout, Logger: logger,
+		Resolvers: cfg.DNS.Resolvers, PropagationTimeout: cfg.DNS.PropagationTimeout,
+		FollowCNAMEs: cfg.DNS.FollowCNAMEs, Logger: logger,
 	})
 	if err != nil {
 		return nil, err

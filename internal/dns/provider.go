@@ -23,3 +23,13 @@ type ZoneLister interface {
 	// Zones returns the zone names (no trailing dot) the account manages.
 	Zones(ctx context.Context) ([]string, error)
 }
+
+// NameServerReporter is implemented by providers that know the name servers
+// a zone is served from (Cloudflare, Route 53, Azure DNS, Google Cloud DNS,
+// Custom DNS…), so that the zone's delegation can be checked before an
+// order is placed.
+type NameServerReporter interface {
+	// NameServers returns the host names of the name servers that serve
+	// zone (no trailing dot needed); an empty list means unknown.
+	NameServers(ctx context.Context, zone string) ([]string, error)
+}
