@@ -6,6 +6,7 @@ import (
 
 	"github.com/certkeeper/certkeeper/internal/config"
 	"github.com/certkeeper/certkeeper/internal/dns"
+	"github.com/certkeeper/certkeeper/internal/dns/cloudflare"
 	"github.com/certkeeper/certkeeper/internal/dns/customdns"
 	"github.com/certkeeper/certkeeper/internal/dns/rfc2136"
 )
@@ -25,6 +26,13 @@ var providerConstructors = map[string]func(config.DNSProvider) (dns.Provider, er
 		c := p.CustomDNS
 		return customdns.New(customdns.Config{
 			Endpoint: c.Endpoint, APIKey: c.APIKey, APIKeyHeaderName: c.APIKeyHeaderName, TTL: p.TTL,
+		})
+	},
+	config.ProviderCloudflare: func(p config.DNSProvider) (dns.Provider, error) {
+		c := p.Settings.(*config.Cloudflare)
+		return cloudflare.New(cloudflare.Config{
+			APIToken: c.APIToken, ZoneAPIToken: c.ZoneAPIToken, Email: c.Email, APIKey: c.APIKey,
+			Endpoint: c.Endpoint, TTL: p.TTL,
 		})
 	},
 }
