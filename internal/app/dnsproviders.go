@@ -8,6 +8,7 @@ import (
 	"github.com/certkeeper/certkeeper/internal/dns"
 	"github.com/certkeeper/certkeeper/internal/dns/cloudflare"
 	"github.com/certkeeper/certkeeper/internal/dns/customdns"
+	"github.com/certkeeper/certkeeper/internal/dns/powerdns"
 	"github.com/certkeeper/certkeeper/internal/dns/rfc2136"
 )
 
@@ -34,6 +35,10 @@ var providerConstructors = map[string]func(config.DNSProvider) (dns.Provider, er
 			APIToken: c.APIToken, ZoneAPIToken: c.ZoneAPIToken, Email: c.Email, APIKey: c.APIKey,
 			Endpoint: c.Endpoint, TTL: p.TTL,
 		})
+	},
+	config.ProviderPowerDNS: func(p config.DNSProvider) (dns.Provider, error) {
+		c := p.Settings.(*config.PowerDNS)
+		return powerdns.New(powerdns.Config{APIURL: c.APIURL, APIKey: c.APIKey, ServerID: c.ServerID, TTL: p.TTL})
 	},
 }
 
