@@ -8,6 +8,8 @@ import (
 	"github.com/certkeeper/certkeeper/internal/dns"
 	"github.com/certkeeper/certkeeper/internal/dns/cloudflare"
 	"github.com/certkeeper/certkeeper/internal/dns/customdns"
+	"github.com/certkeeper/certkeeper/internal/dns/digitalocean"
+	"github.com/certkeeper/certkeeper/internal/dns/hetzner"
 	"github.com/certkeeper/certkeeper/internal/dns/powerdns"
 	"github.com/certkeeper/certkeeper/internal/dns/rfc2136"
 )
@@ -39,6 +41,14 @@ var providerConstructors = map[string]func(config.DNSProvider) (dns.Provider, er
 	config.ProviderPowerDNS: func(p config.DNSProvider) (dns.Provider, error) {
 		c := p.Settings.(*config.PowerDNS)
 		return powerdns.New(powerdns.Config{APIURL: c.APIURL, APIKey: c.APIKey, ServerID: c.ServerID, TTL: p.TTL})
+	},
+	config.ProviderDigitalOcean: func(p config.DNSProvider) (dns.Provider, error) {
+		c := p.Settings.(*config.DigitalOcean)
+		return digitalocean.New(digitalocean.Config{APIToken: c.APIToken, Endpoint: c.Endpoint, TTL: p.TTL})
+	},
+	config.ProviderHetzner: func(p config.DNSProvider) (dns.Provider, error) {
+		c := p.Settings.(*config.Hetzner)
+		return hetzner.New(hetzner.Config{APIToken: c.APIToken, Endpoint: c.Endpoint, TTL: p.TTL})
 	},
 }
 
