@@ -78,7 +78,10 @@ func New(cfg Config) (*Provider, error) {
 	}
 	return &Provider{
 		api: &rest.Client{BaseURL: base, HTTP: cfg.HTTPClient, ErrorMessage: errorMessage,
-			Authorize: func(r *http.Request, _ []byte) error { r.Header.Set("Authorization", "Bearer "+token.Reveal()); return nil }},
+			Authorize: func(r *http.Request, _ []byte) error {
+				r.Header.Set("Authorization", "Bearer "+token.Reveal())
+				return nil
+			}},
 		ttl: ttl,
 	}, nil
 }
