@@ -14,6 +14,10 @@ import (
 // maxCNAMEHops bounds a CNAME chain; longer chains are an error.
 const maxCNAMEHops = 8
 
+// ErrCNAMEChain is wrapped by the error for a CNAME loop or a chain longer
+// than eight links.
+var ErrCNAMEChain = errors.New("unusable CNAME chain")
+
 // ChallengeName returns the record name of the DNS-01 challenge for name
 // (RFC 8555 section 8.4): "_acme-challenge." and the name without a
 // leading "*.", lowercase, with a trailing dot.
@@ -78,11 +82,11 @@ func (r *Registry) cnameChain(ctx context.Context, fqdn string) ([]string, error
 			return chain, nil
 		}
 		if slices.Contains(chain, next) {
-			return nil, fmt.Errorf("CNAME loop: %s", strings.Join(append(chain, next), " → "))
+			return nil, fmt.Errorf("%w: CNAME loop: %s", ErrCNAMEChain, strings.Join(append(chain, next), " → "))
 		}
 		chain = append(chain, next)
 		if len(chain) > maxCNAMEHops+1 {
-			return nil, fmt.Errorf("CNAME chain longer than %d: %s", maxCNAMEHops, strings.Join(chain, " → "))
+			return nil, fmt.Errorf("%w: longer than %d links: %s", ErrCNAMEChain, maxCNAMEHops, strings.Join(chain, " → "))
 		}
 	}
 }
@@ -129,14 +133,14 @@ func (r *Registry) target(ctx context.Context, name, providerName, alias string)
 		t.Record = ChallengeName(alias)
 	} else if r.opts.FollowCNAMEs {
 		chain, err := r.cnameChain(ctx, t.Record)
-		if err != nil {
-			// Without an answer, the record's own zone is the best guess;
-			// with none, there is nowhere to write.
-			if _, _, zerr := r.ZoneFor(ctx, t.Record, providerName); zerr != nil {
-				return t, fmt.Errorf("finding where to write %s: %w", t.Record, err)
-			}
+		switch {
+		case errors.Is(err, ErrCNAMEChain):
+			return t, err
+		case err != nil:
+			// Without an answer the record's own name is the best guess;
+			// a name without a zone then fails as having none.
 			r.logger.WarnContext(ctx, "CNAME lookup failed; writing at the name itself", "fqdn", t.Record, "error", err)
-		} else if len(chain) > 1 {
+		case len(chain) > 1:
 			t.Record, t.Chain = chain[len(chain)-1], chain
 		}
 	}
