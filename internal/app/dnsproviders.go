@@ -9,6 +9,7 @@ import (
 	"github.com/certkeeper/certkeeper/internal/dns/cloudflare"
 	"github.com/certkeeper/certkeeper/internal/dns/customdns"
 	"github.com/certkeeper/certkeeper/internal/dns/digitalocean"
+	"github.com/certkeeper/certkeeper/internal/dns/godaddy"
 	"github.com/certkeeper/certkeeper/internal/dns/hetzner"
 	"github.com/certkeeper/certkeeper/internal/dns/powerdns"
 	"github.com/certkeeper/certkeeper/internal/dns/rfc2136"
@@ -45,6 +46,10 @@ var providerConstructors = map[string]func(config.DNSProvider) (dns.Provider, er
 	config.ProviderDigitalOcean: func(p config.DNSProvider) (dns.Provider, error) {
 		c := p.Settings.(*config.DigitalOcean)
 		return digitalocean.New(digitalocean.Config{APIToken: c.APIToken, Endpoint: c.Endpoint, TTL: p.TTL})
+	},
+	config.ProviderGoDaddy: func(p config.DNSProvider) (dns.Provider, error) {
+		c := p.Settings.(*config.GoDaddy)
+		return godaddy.New(godaddy.Config{APIKey: c.APIKey, APISecret: c.APISecret, Endpoint: c.Endpoint, TTL: p.TTL})
 	},
 	config.ProviderHetzner: func(p config.DNSProvider) (dns.Provider, error) {
 		c := p.Settings.(*config.Hetzner)
