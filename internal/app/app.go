@@ -89,7 +89,7 @@ func New(ctx context.Context, opts Options) (*App, error) {
 
 	a.vault = vault.NewBuiltin(st, opts.MasterKey)
 
-	providers, err := buildProviders(cfg.DNS)
+	providers, err := buildProviders(ctx, cfg.DNS)
 	if err != nil {
 		return nil, err
 	}

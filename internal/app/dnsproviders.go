@@ -1,6 +1,7 @@
 package app
 
 import (
+	"context"
 	"errors"
 	"fmt"
 
@@ -13,45 +14,53 @@ import (
 	"github.com/certkeeper/certkeeper/internal/dns/hetzner"
 	"github.com/certkeeper/certkeeper/internal/dns/powerdns"
 	"github.com/certkeeper/certkeeper/internal/dns/rfc2136"
+	"github.com/certkeeper/certkeeper/internal/dns/route53"
 )
 
 // providerConstructors is the list of DNS provider types certkeeper can use:
 // one constructor per config type, each built from its own typed block so
 // that several instances of one type coexist.
-var providerConstructors = map[string]func(config.DNSProvider) (dns.Provider, error){
-	config.ProviderRFC2136: func(p config.DNSProvider) (dns.Provider, error) {
+var providerConstructors = map[string]func(context.Context, config.DNSProvider) (dns.Provider, error){
+	config.ProviderRFC2136: func(_ context.Context, p config.DNSProvider) (dns.Provider, error) {
 		c := p.RFC2136
 		return rfc2136.New(rfc2136.Config{
 			Nameserver: c.Nameserver, TSIGKeyName: c.TSIGKeyName, TSIGAlgorithm: c.TSIGAlgorithm,
 			TSIGSecret: c.TSIGSecret, TTL: p.TTL,
 		})
 	},
-	config.ProviderCustomDNS: func(p config.DNSProvider) (dns.Provider, error) {
+	config.ProviderCustomDNS: func(_ context.Context, p config.DNSProvider) (dns.Provider, error) {
 		c := p.CustomDNS
 		return customdns.New(customdns.Config{
 			Endpoint: c.Endpoint, APIKey: c.APIKey, APIKeyHeaderName: c.APIKeyHeaderName, TTL: p.TTL,
 		})
 	},
-	config.ProviderCloudflare: func(p config.DNSProvider) (dns.Provider, error) {
+	config.ProviderCloudflare: func(_ context.Context, p config.DNSProvider) (dns.Provider, error) {
 		c := p.Settings.(*config.Cloudflare)
 		return cloudflare.New(cloudflare.Config{
 			APIToken: c.APIToken, ZoneAPIToken: c.ZoneAPIToken, Email: c.Email, APIKey: c.APIKey,
 			Endpoint: c.Endpoint, TTL: p.TTL,
 		})
 	},
-	config.ProviderPowerDNS: func(p config.DNSProvider) (dns.Provider, error) {
+	config.ProviderPowerDNS: func(_ context.Context, p config.DNSProvider) (dns.Provider, error) {
 		c := p.Settings.(*config.PowerDNS)
 		return powerdns.New(powerdns.Config{APIURL: c.APIURL, APIKey: c.APIKey, ServerID: c.ServerID, TTL: p.TTL})
 	},
-	config.ProviderDigitalOcean: func(p config.DNSProvider) (dns.Provider, error) {
+	config.ProviderDigitalOcean: func(_ context.Context, p config.DNSProvider) (dns.Provider, error) {
 		c := p.Settings.(*config.DigitalOcean)
 		return digitalocean.New(digitalocean.Config{APIToken: c.APIToken, Endpoint: c.Endpoint, TTL: p.TTL})
 	},
-	config.ProviderGoDaddy: func(p config.DNSProvider) (dns.Provider, error) {
+	config.ProviderGoDaddy: func(_ context.Context, p config.DNSProvider) (dns.Provider, error) {
 		c := p.Settings.(*config.GoDaddy)
 		return godaddy.New(godaddy.Config{APIKey: c.APIKey, APISecret: c.APISecret, Endpoint: c.Endpoint, TTL: p.TTL})
 	},
-	config.ProviderHetzner: func(p config.DNSProvider) (dns.Provider, error) {
+	config.ProviderRoute53: func(ctx context.Context, p config.DNSProvider) (dns.Provider, error) {
+		c := p.Settings.(*config.Route53)
+		return route53.New(ctx, route53.Config{
+			AccessKeyID: c.AccessKeyID, SecretAccessKey: c.SecretAccessKey, SessionToken: c.SessionToken,
+			Region: c.Region, RoleARN: c.RoleARN, HostedZoneID: c.HostedZoneID, Endpoint: c.Endpoint, TTL: p.TTL,
+		})
+	},
+	config.ProviderHetzner: func(_ context.Context, p config.DNSProvider) (dns.Provider, error) {
 		c := p.Settings.(*config.Hetzner)
 		return hetzner.New(hetzner.Config{APIToken: c.APIToken, Endpoint: c.Endpoint, TTL: p.TTL})
 	},
@@ -59,7 +68,7 @@ var providerConstructors = map[string]func(config.DNSProvider) (dns.Provider, er
 
 // buildProviders turns the configured providers into named instances,
 // reporting every one that cannot be built.
-func buildProviders(c config.DNS) ([]dns.Named, error) {
+func buildProviders(ctx context.Context, c config.DNS) ([]dns.Named, error) {
 	var (
 		out  []dns.Named
 		errs []error
@@ -70,7 +79,7 @@ func buildProviders(c config.DNS) ([]dns.Named, error) {
 			errs = append(errs, fmt.Errorf("dns.providers[%d]: unsupported type %q", i, p.Type))
 			continue
 		}
-		prov, err := build(p)
+		prov, err := build(ctx, p)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("dns.providers[%d] (%s): %w", i, p.Name, err))
 			continue
