@@ -11,6 +11,7 @@ import (
 	"github.com/certkeeper/certkeeper/internal/dns/customdns"
 	"github.com/certkeeper/certkeeper/internal/dns/digitalocean"
 	"github.com/certkeeper/certkeeper/internal/dns/godaddy"
+	"github.com/certkeeper/certkeeper/internal/dns/googledns"
 	"github.com/certkeeper/certkeeper/internal/dns/hetzner"
 	"github.com/certkeeper/certkeeper/internal/dns/powerdns"
 	"github.com/certkeeper/certkeeper/internal/dns/rfc2136"
@@ -59,6 +60,10 @@ var providerConstructors = map[string]func(context.Context, config.DNSProvider) 
 			AccessKeyID: c.AccessKeyID, SecretAccessKey: c.SecretAccessKey, SessionToken: c.SessionToken,
 			Region: c.Region, RoleARN: c.RoleARN, HostedZoneID: c.HostedZoneID, Endpoint: c.Endpoint, TTL: p.TTL,
 		})
+	},
+	config.ProviderGoogleCloudDNS: func(ctx context.Context, p config.DNSProvider) (dns.Provider, error) {
+		c := p.Settings.(*config.GoogleCloudDNS)
+		return googledns.New(ctx, googledns.Config{Project: c.Project, ServiceAccountKey: c.ServiceAccountKey, Endpoint: c.Endpoint, TTL: p.TTL})
 	},
 	config.ProviderHetzner: func(_ context.Context, p config.DNSProvider) (dns.Provider, error) {
 		c := p.Settings.(*config.Hetzner)
