@@ -7,6 +7,7 @@ import (
 
 	"github.com/certkeeper/certkeeper/internal/config"
 	"github.com/certkeeper/certkeeper/internal/dns"
+	"github.com/certkeeper/certkeeper/internal/dns/azuredns"
 	"github.com/certkeeper/certkeeper/internal/dns/cloudflare"
 	"github.com/certkeeper/certkeeper/internal/dns/customdns"
 	"github.com/certkeeper/certkeeper/internal/dns/digitalocean"
@@ -35,6 +36,8 @@ var providerConstructors = map[string]func(context.Context, config.DNSProvider) 
 			Endpoint: c.Endpoint, APIKey: c.APIKey, APIKeyHeaderName: c.APIKeyHeaderName, TTL: p.TTL,
 		})
 	},
+	config.ProviderAzureDNS:        azureConstructor(false),
+	config.ProviderAzurePrivateDNS: azureConstructor(true),
 	config.ProviderCloudflare: func(_ context.Context, p config.DNSProvider) (dns.Provider, error) {
 		c := p.Settings.(*config.Cloudflare)
 		return cloudflare.New(cloudflare.Config{
@@ -69,6 +72,18 @@ var providerConstructors = map[string]func(context.Context, config.DNSProvider) 
 		c := p.Settings.(*config.Hetzner)
 		return hetzner.New(hetzner.Config{APIToken: c.APIToken, Endpoint: c.Endpoint, TTL: p.TTL})
 	},
+}
+
+// azureConstructor builds Azure DNS public or private zone providers.
+func azureConstructor(private bool) func(context.Context, config.DNSProvider) (dns.Provider, error) {
+	return func(_ context.Context, p config.DNSProvider) (dns.Provider, error) {
+		c := p.Settings.(*config.AzureDNS)
+		return azuredns.New(azuredns.Config{
+			Private: private, SubscriptionID: c.SubscriptionID, ResourceGroup: c.ResourceGroup,
+			TenantID: c.TenantID, ClientID: c.ClientID, ClientSecret: c.ClientSecret, FederatedTokenFile: c.FederatedTokenFile,
+			Cloud: c.Cloud, ResourceManagerEndpoint: c.ResourceManagerEndpoint, AuthorityHost: c.AuthorityHost, TTL: p.TTL,
+		})
+	}
 }
 
 // buildProviders turns the configured providers into named instances,
