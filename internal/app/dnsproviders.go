@@ -7,13 +7,17 @@ import (
 
 	"github.com/certkeeper/certkeeper/internal/config"
 	"github.com/certkeeper/certkeeper/internal/dns"
+	"github.com/certkeeper/certkeeper/internal/dns/acmedns"
 	"github.com/certkeeper/certkeeper/internal/dns/azuredns"
 	"github.com/certkeeper/certkeeper/internal/dns/cloudflare"
 	"github.com/certkeeper/certkeeper/internal/dns/customdns"
 	"github.com/certkeeper/certkeeper/internal/dns/digitalocean"
+	"github.com/certkeeper/certkeeper/internal/dns/duckdns"
+	"github.com/certkeeper/certkeeper/internal/dns/exec"
 	"github.com/certkeeper/certkeeper/internal/dns/godaddy"
 	"github.com/certkeeper/certkeeper/internal/dns/googledns"
 	"github.com/certkeeper/certkeeper/internal/dns/hetzner"
+	"github.com/certkeeper/certkeeper/internal/dns/httpreq"
 	"github.com/certkeeper/certkeeper/internal/dns/powerdns"
 	"github.com/certkeeper/certkeeper/internal/dns/rfc2136"
 	"github.com/certkeeper/certkeeper/internal/dns/route53"
@@ -67,6 +71,22 @@ var providerConstructors = map[string]func(context.Context, config.DNSProvider) 
 	config.ProviderGoogleCloudDNS: func(ctx context.Context, p config.DNSProvider) (dns.Provider, error) {
 		c := p.Settings.(*config.GoogleCloudDNS)
 		return googledns.New(ctx, googledns.Config{Project: c.Project, ServiceAccountKey: c.ServiceAccountKey, Endpoint: c.Endpoint, TTL: p.TTL})
+	},
+	config.ProviderHTTPReq: func(_ context.Context, p config.DNSProvider) (dns.Provider, error) {
+		c := p.Settings.(*config.HTTPReq)
+		return httpreq.New(httpreq.Config{Endpoint: c.Endpoint, Username: c.Username, Password: c.Password})
+	},
+	config.ProviderExec: func(_ context.Context, p config.DNSProvider) (dns.Provider, error) {
+		c := p.Settings.(*config.Exec)
+		return exec.New(exec.Config{Command: c.Command, Args: c.Args, Timeout: c.Timeout})
+	},
+	config.ProviderACMEDNS: func(_ context.Context, p config.DNSProvider) (dns.Provider, error) {
+		c := p.Settings.(*config.ACMEDNS)
+		return acmedns.New(acmedns.Config{Endpoint: c.Endpoint, Accounts: c.Accounts})
+	},
+	config.ProviderDuckDNS: func(_ context.Context, p config.DNSProvider) (dns.Provider, error) {
+		c := p.Settings.(*config.DuckDNS)
+		return duckdns.New(duckdns.Config{Token: c.Token, Endpoint: c.Endpoint})
 	},
 	config.ProviderHetzner: func(_ context.Context, p config.DNSProvider) (dns.Provider, error) {
 		c := p.Settings.(*config.Hetzner)

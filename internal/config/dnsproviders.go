@@ -5,6 +5,7 @@ import (
 	"reflect"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/certkeeper/certkeeper/internal/secret"
 )
@@ -34,7 +35,15 @@ var providerTypes = map[string]func() ProviderSettings{
 	ProviderPowerDNS:        func() ProviderSettings { return &PowerDNS{ServerID: "localhost"} },
 	ProviderDigitalOcean:    func() ProviderSettings { return &DigitalOcean{} },
 	ProviderHetzner:         func() ProviderSettings { return &Hetzner{} },
+	ProviderHTTPReq:         func() ProviderSettings { return &HTTPReq{} },
+	ProviderExec:            func() ProviderSettings { return &Exec{} },
+	ProviderACMEDNS:         func() ProviderSettings { return &ACMEDNS{} },
+	ProviderDuckDNS:         func() ProviderSettings { return &DuckDNS{} },
 }
+
+// unlistedTypes are the provider types that cannot list their zones, so
+// zones must be configured.
+var unlistedTypes = []string{ProviderRFC2136, ProviderHTTPReq, ProviderExec, ProviderACMEDNS, ProviderDuckDNS}
 
 // ProviderTypes lists the supported DNS provider types, sorted.
 var ProviderTypes = slices.Sorted(maps.Keys(providerTypes))
@@ -50,6 +59,10 @@ const (
 	ProviderPowerDNS        = "powerdns"
 	ProviderDigitalOcean    = "digitalocean"
 	ProviderHetzner         = "hetzner"
+	ProviderHTTPReq         = "httpreq"
+	ProviderExec            = "exec"
+	ProviderACMEDNS         = "acmeDns"
+	ProviderDuckDNS         = "duckdns"
 )
 
 // Block returns the typed block of p's type: RFC2136, CustomDNS or
@@ -316,4 +329,64 @@ type Hetzner struct {
 func (h *Hetzner) validate(p *problems, path string) {
 	require(p, path, "apiToken", h.APIToken.Reveal())
 	checkEndpoint(p, path, "endpoint", h.Endpoint)
+}
+
+// HTTPReq is any HTTP endpoint following lego's httpreq contract.
+type HTTPReq struct {
+	Endpoint     string        `yaml:"endpoint"`
+	Username     string        `yaml:"username"`
+	Password     secret.String `yaml:"password"`
+	PasswordFile string        `yaml:"passwordFile"`
+}
+
+func (h *HTTPReq) validate(p *problems, path string) {
+	if require(p, path, "endpoint", h.Endpoint) {
+		checkEndpoint(p, path, "endpoint", h.Endpoint)
+	}
+	if h.Password != "" && h.Username == "" {
+		p.add(path+".username", "required with password")
+	}
+}
+
+// Exec is a program following lego's exec contract:
+// <command> [args…] present|cleanup <fqdn> <value>.
+type Exec struct {
+	Command string   `yaml:"command"`
+	Args    []string `yaml:"args"`
+	// Timeout bounds one run; default 1m.
+	Timeout time.Duration `yaml:"timeout"`
+}
+
+func (e *Exec) validate(p *problems, path string) {
+	require(p, path, "command", e.Command)
+	if e.Timeout < 0 {
+		p.add(path+".timeout", "must not be negative")
+	}
+}
+
+// ACMEDNS is one or more acme-dns accounts, given as the JSON lego and
+// certbot store ({"example.com": {"username", "password", "fulldomain",
+// "subdomain", "server_url"}}), inline or in accountsFile.
+type ACMEDNS struct {
+	// Endpoint is the server of accounts without server_url.
+	Endpoint     string        `yaml:"endpoint"`
+	Accounts     secret.String `yaml:"accounts"`
+	AccountsFile string        `yaml:"accountsFile"`
+}
+
+func (a *ACMEDNS) validate(p *problems, path string) {
+	checkEndpoint(p, path, "endpoint", a.Endpoint)
+	require(p, path, "accounts", a.Accounts.Reveal())
+}
+
+// DuckDNS is a Duck DNS account; zones are its <name>.duckdns.org domains.
+type DuckDNS struct {
+	Token     secret.String `yaml:"token"`
+	TokenFile string        `yaml:"tokenFile"`
+	Endpoint  string        `yaml:"endpoint"`
+}
+
+func (d *DuckDNS) validate(p *problems, path string) {
+	require(p, path, "token", d.Token.Reveal())
+	checkEndpoint(p, path, "endpoint", d.Endpoint)
 }

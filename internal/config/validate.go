@@ -157,6 +157,9 @@ func (prov *DNSProvider) validate(p *problems, path string) {
 		p.add(path+".type", "%q is not supported, use one of: %s", prov.Type, strings.Join(ProviderTypes, ", "))
 		return
 	}
+	if len(prov.Zones) == 0 && slices.Contains(unlistedTypes, prov.Type) && prov.Type != ProviderRFC2136 {
+		p.add(path+".zones", "required: a provider of type %s cannot list its zones", prov.Type)
+	}
 	block := prov.Block()
 	if block == nil {
 		p.add(path, "the %s settings are missing", prov.Type)
