@@ -11,13 +11,16 @@ import (
 	"github.com/certkeeper/certkeeper/internal/dns/azuredns"
 	"github.com/certkeeper/certkeeper/internal/dns/cloudflare"
 	"github.com/certkeeper/certkeeper/internal/dns/customdns"
+	"github.com/certkeeper/certkeeper/internal/dns/desec"
 	"github.com/certkeeper/certkeeper/internal/dns/digitalocean"
 	"github.com/certkeeper/certkeeper/internal/dns/duckdns"
 	"github.com/certkeeper/certkeeper/internal/dns/exec"
+	"github.com/certkeeper/certkeeper/internal/dns/gandi"
 	"github.com/certkeeper/certkeeper/internal/dns/godaddy"
 	"github.com/certkeeper/certkeeper/internal/dns/googledns"
 	"github.com/certkeeper/certkeeper/internal/dns/hetzner"
 	"github.com/certkeeper/certkeeper/internal/dns/httpreq"
+	"github.com/certkeeper/certkeeper/internal/dns/porkbun"
 	"github.com/certkeeper/certkeeper/internal/dns/powerdns"
 	"github.com/certkeeper/certkeeper/internal/dns/rfc2136"
 	"github.com/certkeeper/certkeeper/internal/dns/route53"
@@ -87,6 +90,18 @@ var providerConstructors = map[string]func(context.Context, config.DNSProvider) 
 	config.ProviderDuckDNS: func(_ context.Context, p config.DNSProvider) (dns.Provider, error) {
 		c := p.Settings.(*config.DuckDNS)
 		return duckdns.New(duckdns.Config{Token: c.Token, Endpoint: c.Endpoint})
+	},
+	config.ProviderGandi: func(_ context.Context, p config.DNSProvider) (dns.Provider, error) {
+		c := p.Settings.(*config.Gandi)
+		return gandi.New(gandi.Config{PersonalAccessToken: c.PersonalAccessToken, Endpoint: c.Endpoint, TTL: p.TTL})
+	},
+	config.ProviderDeSEC: func(_ context.Context, p config.DNSProvider) (dns.Provider, error) {
+		c := p.Settings.(*config.DeSEC)
+		return desec.New(desec.Config{APIToken: c.APIToken, Endpoint: c.Endpoint, TTL: p.TTL})
+	},
+	config.ProviderPorkbun: func(_ context.Context, p config.DNSProvider) (dns.Provider, error) {
+		c := p.Settings.(*config.Porkbun)
+		return porkbun.New(porkbun.Config{APIKey: c.APIKey, SecretAPIKey: c.SecretAPIKey, Endpoint: c.Endpoint, TTL: p.TTL})
 	},
 	config.ProviderHetzner: func(_ context.Context, p config.DNSProvider) (dns.Provider, error) {
 		c := p.Settings.(*config.Hetzner)

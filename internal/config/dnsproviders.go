@@ -39,6 +39,9 @@ var providerTypes = map[string]func() ProviderSettings{
 	ProviderExec:            func() ProviderSettings { return &Exec{} },
 	ProviderACMEDNS:         func() ProviderSettings { return &ACMEDNS{} },
 	ProviderDuckDNS:         func() ProviderSettings { return &DuckDNS{} },
+	ProviderGandi:           func() ProviderSettings { return &Gandi{} },
+	ProviderDeSEC:           func() ProviderSettings { return &DeSEC{} },
+	ProviderPorkbun:         func() ProviderSettings { return &Porkbun{} },
 }
 
 // unlistedTypes are the provider types that cannot list their zones, so
@@ -63,6 +66,9 @@ const (
 	ProviderExec            = "exec"
 	ProviderACMEDNS         = "acmeDns"
 	ProviderDuckDNS         = "duckdns"
+	ProviderGandi           = "gandi"
+	ProviderDeSEC           = "desec"
+	ProviderPorkbun         = "porkbun"
 )
 
 // Block returns the typed block of p's type: RFC2136, CustomDNS or
@@ -389,4 +395,43 @@ type DuckDNS struct {
 func (d *DuckDNS) validate(p *problems, path string) {
 	require(p, path, "token", d.Token.Reveal())
 	checkEndpoint(p, path, "endpoint", d.Endpoint)
+}
+
+// Gandi is a Gandi organization's LiveDNS domains (personal access token).
+type Gandi struct {
+	PersonalAccessToken     secret.String `yaml:"personalAccessToken"`
+	PersonalAccessTokenFile string        `yaml:"personalAccessTokenFile"`
+	Endpoint                string        `yaml:"endpoint"`
+}
+
+func (g *Gandi) validate(p *problems, path string) {
+	require(p, path, "personalAccessToken", g.PersonalAccessToken.Reveal())
+	checkEndpoint(p, path, "endpoint", g.Endpoint)
+}
+
+// DeSEC is a deSEC account.
+type DeSEC struct {
+	APIToken     secret.String `yaml:"apiToken"`
+	APITokenFile string        `yaml:"apiTokenFile"`
+	Endpoint     string        `yaml:"endpoint"`
+}
+
+func (d *DeSEC) validate(p *problems, path string) {
+	require(p, path, "apiToken", d.APIToken.Reveal())
+	checkEndpoint(p, path, "endpoint", d.Endpoint)
+}
+
+// Porkbun is a Porkbun account (API access enabled per domain).
+type Porkbun struct {
+	APIKey           secret.String `yaml:"apiKey"`
+	APIKeyFile       string        `yaml:"apiKeyFile"`
+	SecretAPIKey     secret.String `yaml:"secretApiKey"`
+	SecretAPIKeyFile string        `yaml:"secretApiKeyFile"`
+	Endpoint         string        `yaml:"endpoint"`
+}
+
+func (k *Porkbun) validate(p *problems, path string) {
+	require(p, path, "apiKey", k.APIKey.Reveal())
+	require(p, path, "secretApiKey", k.SecretAPIKey.Reveal())
+	checkEndpoint(p, path, "endpoint", k.Endpoint)
 }
