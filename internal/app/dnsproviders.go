@@ -20,6 +20,8 @@ import (
 	"github.com/certkeeper/certkeeper/internal/dns/googledns"
 	"github.com/certkeeper/certkeeper/internal/dns/hetzner"
 	"github.com/certkeeper/certkeeper/internal/dns/httpreq"
+	"github.com/certkeeper/certkeeper/internal/dns/ionos"
+	"github.com/certkeeper/certkeeper/internal/dns/linode"
 	"github.com/certkeeper/certkeeper/internal/dns/porkbun"
 	"github.com/certkeeper/certkeeper/internal/dns/powerdns"
 	"github.com/certkeeper/certkeeper/internal/dns/rfc2136"
@@ -102,6 +104,14 @@ var providerConstructors = map[string]func(context.Context, config.DNSProvider) 
 	config.ProviderPorkbun: func(_ context.Context, p config.DNSProvider) (dns.Provider, error) {
 		c := p.Settings.(*config.Porkbun)
 		return porkbun.New(porkbun.Config{APIKey: c.APIKey, SecretAPIKey: c.SecretAPIKey, Endpoint: c.Endpoint, TTL: p.TTL})
+	},
+	config.ProviderLinode: func(_ context.Context, p config.DNSProvider) (dns.Provider, error) {
+		c := p.Settings.(*config.Linode)
+		return linode.New(linode.Config{APIToken: c.APIToken, Endpoint: c.Endpoint, TTL: p.TTL})
+	},
+	config.ProviderIONOS: func(_ context.Context, p config.DNSProvider) (dns.Provider, error) {
+		c := p.Settings.(*config.IONOS)
+		return ionos.New(ionos.Config{APIKey: c.APIKey, Endpoint: c.Endpoint, TTL: p.TTL})
 	},
 	config.ProviderHetzner: func(_ context.Context, p config.DNSProvider) (dns.Provider, error) {
 		c := p.Settings.(*config.Hetzner)

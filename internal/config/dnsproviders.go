@@ -42,6 +42,8 @@ var providerTypes = map[string]func() ProviderSettings{
 	ProviderGandi:           func() ProviderSettings { return &Gandi{} },
 	ProviderDeSEC:           func() ProviderSettings { return &DeSEC{} },
 	ProviderPorkbun:         func() ProviderSettings { return &Porkbun{} },
+	ProviderLinode:          func() ProviderSettings { return &Linode{} },
+	ProviderIONOS:           func() ProviderSettings { return &IONOS{} },
 }
 
 // unlistedTypes are the provider types that cannot list their zones, so
@@ -69,6 +71,8 @@ const (
 	ProviderGandi           = "gandi"
 	ProviderDeSEC           = "desec"
 	ProviderPorkbun         = "porkbun"
+	ProviderLinode          = "linode"
+	ProviderIONOS           = "ionos"
 )
 
 // Block returns the typed block of p's type: RFC2136, CustomDNS or
@@ -434,4 +438,30 @@ func (k *Porkbun) validate(p *problems, path string) {
 	require(p, path, "apiKey", k.APIKey.Reveal())
 	require(p, path, "secretApiKey", k.SecretAPIKey.Reveal())
 	checkEndpoint(p, path, "endpoint", k.Endpoint)
+}
+
+// Linode is a Linode (Akamai Cloud) account.
+type Linode struct {
+	APIToken     secret.String `yaml:"apiToken"`
+	APITokenFile string        `yaml:"apiTokenFile"`
+	Endpoint     string        `yaml:"endpoint"`
+}
+
+func (l *Linode) validate(p *problems, path string) {
+	require(p, path, "apiToken", l.APIToken.Reveal())
+	checkEndpoint(p, path, "endpoint", l.Endpoint)
+}
+
+// IONOS is an IONOS hosting account; the API key is "<prefix>.<secret>".
+type IONOS struct {
+	APIKey     secret.String `yaml:"apiKey"`
+	APIKeyFile string        `yaml:"apiKeyFile"`
+	Endpoint   string        `yaml:"endpoint"`
+}
+
+func (i *IONOS) validate(p *problems, path string) {
+	if require(p, path, "apiKey", i.APIKey.Reveal()) && !strings.Contains(i.APIKey.Reveal(), ".") {
+		p.add(path+".apiKey", "must be <public prefix>.<secret>")
+	}
+	checkEndpoint(p, path, "endpoint", i.Endpoint)
 }
