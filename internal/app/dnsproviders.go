@@ -13,6 +13,7 @@ import (
 	"github.com/certkeeper/certkeeper/internal/dns/customdns"
 	"github.com/certkeeper/certkeeper/internal/dns/desec"
 	"github.com/certkeeper/certkeeper/internal/dns/digitalocean"
+	"github.com/certkeeper/certkeeper/internal/dns/dnsmadeeasy"
 	"github.com/certkeeper/certkeeper/internal/dns/duckdns"
 	"github.com/certkeeper/certkeeper/internal/dns/exec"
 	"github.com/certkeeper/certkeeper/internal/dns/gandi"
@@ -112,6 +113,14 @@ var providerConstructors = map[string]func(context.Context, config.DNSProvider) 
 	config.ProviderIONOS: func(_ context.Context, p config.DNSProvider) (dns.Provider, error) {
 		c := p.Settings.(*config.IONOS)
 		return ionos.New(ionos.Config{APIKey: c.APIKey, Endpoint: c.Endpoint, TTL: p.TTL})
+	},
+	config.ProviderDNSMadeEasy: func(_ context.Context, p config.DNSProvider) (dns.Provider, error) {
+		c := p.Settings.(*config.DNSMadeEasy)
+		endpoint := c.Endpoint
+		if endpoint == "" && c.Sandbox {
+			endpoint = dnsmadeeasy.SandboxEndpoint
+		}
+		return dnsmadeeasy.New(dnsmadeeasy.Config{APIKey: c.APIKey, APISecret: c.APISecret, Endpoint: endpoint, TTL: p.TTL})
 	},
 	config.ProviderHetzner: func(_ context.Context, p config.DNSProvider) (dns.Provider, error) {
 		c := p.Settings.(*config.Hetzner)

@@ -44,6 +44,7 @@ var providerTypes = map[string]func() ProviderSettings{
 	ProviderPorkbun:         func() ProviderSettings { return &Porkbun{} },
 	ProviderLinode:          func() ProviderSettings { return &Linode{} },
 	ProviderIONOS:           func() ProviderSettings { return &IONOS{} },
+	ProviderDNSMadeEasy:     func() ProviderSettings { return &DNSMadeEasy{} },
 }
 
 // unlistedTypes are the provider types that cannot list their zones, so
@@ -73,6 +74,7 @@ const (
 	ProviderPorkbun         = "porkbun"
 	ProviderLinode          = "linode"
 	ProviderIONOS           = "ionos"
+	ProviderDNSMadeEasy     = "dnsMadeEasy"
 )
 
 // Block returns the typed block of p's type: RFC2136, CustomDNS or
@@ -464,4 +466,20 @@ func (i *IONOS) validate(p *problems, path string) {
 		p.add(path+".apiKey", "must be <public prefix>.<secret>")
 	}
 	checkEndpoint(p, path, "endpoint", i.Endpoint)
+}
+
+// DNSMadeEasy is a DNS Made Easy account.
+type DNSMadeEasy struct {
+	APIKey        string        `yaml:"apiKey"`
+	APISecret     secret.String `yaml:"apiSecret"`
+	APISecretFile string        `yaml:"apiSecretFile"`
+	// Sandbox selects the sandbox API.
+	Sandbox  bool   `yaml:"sandbox"`
+	Endpoint string `yaml:"endpoint"`
+}
+
+func (d *DNSMadeEasy) validate(p *problems, path string) {
+	require(p, path, "apiKey", d.APIKey)
+	require(p, path, "apiSecret", d.APISecret.Reveal())
+	checkEndpoint(p, path, "endpoint", d.Endpoint)
 }
