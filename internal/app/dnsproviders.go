@@ -23,6 +23,7 @@ import (
 	"github.com/certkeeper/certkeeper/internal/dns/httpreq"
 	"github.com/certkeeper/certkeeper/internal/dns/ionos"
 	"github.com/certkeeper/certkeeper/internal/dns/linode"
+	"github.com/certkeeper/certkeeper/internal/dns/ovh"
 	"github.com/certkeeper/certkeeper/internal/dns/porkbun"
 	"github.com/certkeeper/certkeeper/internal/dns/powerdns"
 	"github.com/certkeeper/certkeeper/internal/dns/rfc2136"
@@ -121,6 +122,11 @@ var providerConstructors = map[string]func(context.Context, config.DNSProvider) 
 			endpoint = dnsmadeeasy.SandboxEndpoint
 		}
 		return dnsmadeeasy.New(dnsmadeeasy.Config{APIKey: c.APIKey, APISecret: c.APISecret, Endpoint: endpoint, TTL: p.TTL})
+	},
+	config.ProviderOVH: func(_ context.Context, p config.DNSProvider) (dns.Provider, error) {
+		c := p.Settings.(*config.OVH)
+		return ovh.New(ovh.Config{Endpoint: c.Endpoint, ApplicationKey: c.ApplicationKey, ApplicationSecret: c.ApplicationSecret,
+			ConsumerKey: c.ConsumerKey, TTL: p.TTL})
 	},
 	config.ProviderHetzner: func(_ context.Context, p config.DNSProvider) (dns.Provider, error) {
 		c := p.Settings.(*config.Hetzner)

@@ -45,6 +45,7 @@ var providerTypes = map[string]func() ProviderSettings{
 	ProviderLinode:          func() ProviderSettings { return &Linode{} },
 	ProviderIONOS:           func() ProviderSettings { return &IONOS{} },
 	ProviderDNSMadeEasy:     func() ProviderSettings { return &DNSMadeEasy{} },
+	ProviderOVH:             func() ProviderSettings { return &OVH{} },
 }
 
 // unlistedTypes are the provider types that cannot list their zones, so
@@ -75,6 +76,7 @@ const (
 	ProviderLinode          = "linode"
 	ProviderIONOS           = "ionos"
 	ProviderDNSMadeEasy     = "dnsMadeEasy"
+	ProviderOVH             = "ovh"
 )
 
 // Block returns the typed block of p's type: RFC2136, CustomDNS or
@@ -482,4 +484,32 @@ func (d *DNSMadeEasy) validate(p *problems, path string) {
 	require(p, path, "apiKey", d.APIKey)
 	require(p, path, "apiSecret", d.APISecret.Reveal())
 	checkEndpoint(p, path, "endpoint", d.Endpoint)
+}
+
+// OVH is an OVHcloud API application with a consumer key allowed GET,
+// POST and DELETE on /domain/zone/*.
+type OVH struct {
+	// Endpoint is ovh-eu (default), ovh-ca, ovh-us, kimsufi-eu,
+	// soyoustart-eu or a URL.
+	Endpoint              string        `yaml:"endpoint"`
+	ApplicationKey        string        `yaml:"applicationKey"`
+	ApplicationSecret     secret.String `yaml:"applicationSecret"`
+	ApplicationSecretFile string        `yaml:"applicationSecretFile"`
+	ConsumerKey           secret.String `yaml:"consumerKey"`
+	ConsumerKeyFile       string        `yaml:"consumerKeyFile"`
+}
+
+func (o *OVH) validate(p *problems, path string) {
+	require(p, path, "applicationKey", o.ApplicationKey)
+	require(p, path, "applicationSecret", o.ApplicationSecret.Reveal())
+	require(p, path, "consumerKey", o.ConsumerKey.Reveal())
+	if o.Endpoint != "" && !strings.Contains(o.Endpoint, "://") {
+		switch o.Endpoint {
+		case "ovh-eu", "ovh-ca", "ovh-us", "kimsufi-eu", "soyoustart-eu":
+		default:
+			p.add(path+".endpoint", "%q is not ovh-eu, ovh-ca, ovh-us, kimsufi-eu, soyoustart-eu or a URL", o.Endpoint)
+		}
+	} else {
+		checkEndpoint(p, path, "endpoint", o.Endpoint)
+	}
 }
