@@ -34,7 +34,7 @@ func TestCNAMEDelegation(t *testing.T) {
 	bind := testenv.StartBIND(t, testenv.BINDOptions{Zones: []string{"example.test", "alias.test"}, ExtraRecords: extra})
 	// Pebble asks a resolver, which chases the CNAMEs across zones as a
 	// CA's resolvers do; BIND alone answers only the first link.
-	resolver := testenv.StartBIND(t, testenv.BINDOptions{Zones: []string{"example.test", "alias.test"}, ForwardTo: bind.Addr})
+	resolver := testenv.StartResolver(t, bind.Addr)
 	pebble := testenv.StartPebble(t, testenv.PebbleOptions{DNSServer: resolver.Addr})
 	d := deps{bind: bind, pebble: pebble}
 	eachDatabase(t, func(t *testing.T, db string) {

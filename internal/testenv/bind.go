@@ -35,11 +35,6 @@ type BINDOptions struct {
 	// with a dot) goes into the zone that contains it; any other line into
 	// the first zone.
 	ExtraRecords []string
-	// ForwardTo, when set (host:port), makes the server a recursive
-	// resolver that serves no zone of its own and forwards every query
-	// there, chasing CNAME chains across zones as the resolvers of a CA
-	// do. Zones then only name the zones waited for at start.
-	ForwardTo string
 }
 
 // BIND is a running BIND9 authoritative server on loopback that accepts
@@ -138,7 +133,7 @@ func startBIND(opts BINDOptions) (*BIND, error) {
 		logFile.Close()
 		close(b.exited)
 	}()
-	if err := b.waitReady(opts.Zones, opts.ForwardTo != ""); err != nil {
+	if err := b.waitReady(opts.Zones); err != nil {
 		b.kill()
 		out, _ := os.ReadFile(logPath)
 		os.RemoveAll(b.dir)
@@ -153,7 +148,7 @@ func (b *BIND) writeConfig(port int, opts BINDOptions) error {
 	directory %q;
 	listen-on port %d { 127.0.0.1; };
 	listen-on-v6 { none; };
-	%s
+	recursion no;
 	dnssec-validation no;
 	notify no;
 	pid-file %q;
@@ -166,12 +161,9 @@ key %q {
 	algorithm %s;
 	secret %q;
 };
-`, b.dir, port, recursion(opts.ForwardTo), filepath.Join(b.dir, "named.pid"), filepath.Join(b.dir, "session.key"), b.dir,
+`, b.dir, port, filepath.Join(b.dir, "named.pid"), filepath.Join(b.dir, "session.key"), b.dir,
 		b.TSIGKeyName, b.TSIGKeyName, b.TSIGAlgorithm, b.TSIGSecret)
 
-	if opts.ForwardTo != "" {
-		return os.WriteFile(filepath.Join(b.dir, "named.conf"), []byte(conf.String()), 0o644)
-	}
 	extra := make(map[string][]string)
 	for _, line := range opts.ExtraRecords {
 		zone := opts.Zones[0]
@@ -200,16 +192,6 @@ key %q {
 		return fmt.Errorf("writing named.conf: %w", err)
 	}
 	return nil
-}
-
-// recursion is the options line that makes a server authoritative only, or
-// a resolver forwarding to forwardTo.
-func recursion(forwardTo string) string {
-	if forwardTo == "" {
-		return "recursion no;"
-	}
-	host, port, _ := net.SplitHostPort(forwardTo)
-	return fmt.Sprintf("recursion yes;\n\tallow-recursion { any; };\n\tforward only;\n\tforwarders { %s port %s; };\n\tmax-cache-ttl 0;\n\tmax-ncache-ttl 0;", host, port)
 }
 
 // bindZoneOf returns the longest zone that name is in, or def.
@@ -259,7 +241,7 @@ func bindFreePort() (int, error) {
 	return 0, errors.New("finding a free port: no port free for both TCP and UDP")
 }
 
-func (b *BIND) waitReady(zones []string, resolver bool) error {
+func (b *BIND) waitReady(zones []string) error {
 	deadline := time.Now().Add(30 * time.Second)
 	c := &dns.Client{Timeout: 500 * time.Millisecond}
 	pending := slices.Clone(zones)
@@ -275,12 +257,12 @@ func (b *BIND) waitReady(zones []string, resolver bool) error {
 		}
 		m := new(dns.Msg)
 		m.SetQuestion(dns.Fqdn(pending[0]), dns.TypeSOA)
-		m.RecursionDesired = resolver
+		m.RecursionDesired = false
 		r, _, err := c.Exchange(m, b.Addr)
 		switch {
 		case err != nil:
 			lastErr = err
-		case r.Rcode != dns.RcodeSuccess || (!r.Authoritative && !resolver) || len(r.Answer) == 0:
+		case r.Rcode != dns.RcodeSuccess || !r.Authoritative || len(r.Answer) == 0:
 			lastErr = fmt.Errorf("SOA %s answered %s", pending[0], dns.RcodeToString[r.Rcode])
 		default:
 			pending = pending[1:]
