@@ -1,7 +1,11 @@
 // Package dns holds DNS-01 validation: the Provider interface that DNS
-// services implement, the choice of zone and provider for a name, the grouping
-// of challenge records into RRsets, and the propagation check that waits until
-// every authoritative server (or configured resolver) answers with the record.
+// services implement (one sub-package per service), the choice of zone and
+// provider for a name, CNAME delegation (dnsAlias, and CNAMEs followed at
+// _acme-challenge.<name>), the checks made before an order is placed (every
+// record has a zone, the CNAMEs exist, the zone is delegated to its
+// provider's name servers), the grouping of challenge records into RRsets,
+// and the propagation check that waits until every authoritative server (or
+// configured resolver) answers with the record.
 package dns
 
 import "context"
