@@ -559,7 +559,8 @@ func TestDNSZones(t *testing.T) {
 	if ct := rec.Header().Get("Content-Type"); ct != "application/json; charset=utf-8" {
 		t.Errorf("Content-Type = %q", ct)
 	}
-	want := `[{"dnsProviderName":"Cloudflare","dnsZones":[{"name":"example.com"},{"name":"example.org"}]},{"dnsProviderName":"Empty","dnsZones":[]}]`
+	want := `[{"dnsProviderName":"Cloudflare","dnsZones":[{"name":"example.com"},{"name":"example.org"}]},` +
+		`{"dnsProviderName":"Broken","dnsZones":[],"error":"listing zones: 403 Forbidden"},{"dnsProviderName":"Empty","dnsZones":[]}]`
 	if diff := cmp.Diff(want, rec.Body.String()); diff != "" {
 		t.Errorf("body mismatch (-want +got):\n%s", diff)
 	}

@@ -37,8 +37,9 @@ type Backend interface {
 	// version, without its private key, or vault.ErrNotFound: what zone
 	// checks need before a renewal or revocation.
 	CertificateSpec(ctx context.Context, name string) (certificate.Spec, error)
-	// DNSZones lists the zones of every provider; a provider whose listing
-	// failed carries its error and is left out of the answer.
+	// DNSZones lists the zones of every provider, in configuration order;
+	// a provider whose listing failed carries its error (shown in its own
+	// entry of the answer).
 	DNSZones(ctx context.Context) []ZoneGroup
 	// ACMEEndpoint is the directory URL of the CA configured now.
 	ACMEEndpoint() string

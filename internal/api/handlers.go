@@ -222,34 +222,40 @@ func certificateNotFound(name string) *httpError {
 type dnsZoneGroup struct {
 	DNSProviderName string    `json:"dnsProviderName"`
 	DNSZones        []dnsZone `json:"dnsZones"`
+	// Error says why the provider's zones could not be listed, or which of
+	// them another provider also claims; absent when all is well.
+	Error string `json:"error,omitempty"`
 }
 
 type dnsZone struct {
 	Name string `json:"name"`
 }
 
-// dnsZones answers GET /api/dns-zones. A provider whose listing failed is
-// left out and logged; the others are still listed.
+// dnsZones answers GET /api/dns-zones. Every provider has its entry; one
+// whose listing failed has no zones and its error in "error" (Acmebot
+// clients read only dnsProviderName and dnsZones, so the entry is harmless
+// to them), and the others are listed all the same. A zone-limited caller sees only
+// the zones it may act in, and no entry for a provider with none of them.
 func (s *server) dnsZones(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
 	groups := s.backend.DNSZones(r.Context())
 	out := make([]dnsZoneGroup, 0, len(groups))
 	for _, g := range groups {
+		entry := dnsZoneGroup{DNSProviderName: g.ProviderName, DNSZones: make([]dnsZone, 0, len(g.Zones))}
 		if g.Err != nil {
 			s.logger.WarnContext(r.Context(), "listing dns zones failed",
 				"provider", g.ProviderName, "error", g.Err.Error(), "trace_id", traceID(r.Context()))
-			continue
+			entry.Error = g.Err.Error()
 		}
-		zones := make([]dnsZone, 0, len(g.Zones))
 		for _, z := range g.Zones {
 			// A zone-limited caller sees the zones it may act in.
 			if p.Overlaps(z) {
-				zones = append(zones, dnsZone{Name: z})
+				entry.DNSZones = append(entry.DNSZones, dnsZone{Name: z})
 			}
 		}
-		if len(zones) == 0 && len(g.Zones) > 0 {
+		if len(entry.DNSZones) == 0 && len(g.Zones) > 0 {
 			continue
 		}
-		out = append(out, dnsZoneGroup{DNSProviderName: g.ProviderName, DNSZones: zones})
+		out = append(out, entry)
 	}
 	writeJSON(w, "application/json", http.StatusOK, out)
 	return nil

@@ -108,12 +108,13 @@ func New(ctx context.Context, opts Options) (*App, error) {
 	}
 	a.vault = vault.NewBuiltin(st, opts.MasterKey)
 
-	providers, err := buildProviders(cfg.DNS)
+	providers, err := buildProviders(ctx, cfg.DNS)
 	if err != nil {
 		return nil, err
 	}
 	a.dns, err = dns.NewRegistry(providers, dns.Options{
-		Resolvers: cfg.DNS.Resolvers, PropagationTimeout: cfg.DNS.PropagationTimeout, Logger: logger,
+		Resolvers: cfg.DNS.Resolvers, PropagationTimeout: cfg.DNS.PropagationTimeout,
+		FollowCNAMEs: cfg.DNS.FollowCNAMEs, Logger: logger,
 	})
 	if err != nil {
 		return nil, err

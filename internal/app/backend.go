@@ -36,32 +36,32 @@ func (a *App) Issue(ctx context.Context, spec certificate.Spec) (string, error) 
 // check validates spec against the configuration and fills in the provider
 // when every name is in one provider's zones.
 func (a *App) check(ctx context.Context, spec *certificate.Spec) error {
-	if err := a.dns.Check(ctx, spec.DNSNames, spec.DNSProviderName); err != nil {
+	targets, err := a.dns.Targets(ctx, spec.DNSNames, spec.DNSProviderName, spec.DNSAlias)
+	if err != nil {
 		if errors.Is(err, dns.ErrUnknownProvider) {
 			return &api.InvalidError{Field: "DnsProviderName", Message: fmt.Sprintf(
 				"The DNS provider %q is not configured.", spec.DNSProviderName)}
 		}
-		if nz := (*dns.NoZoneError)(nil); errors.As(err, &nz) {
+		if spec.DNSAlias != "" {
+			if nz := (*dns.NoZoneError)(nil); errors.As(err, &nz) {
+				return &api.InvalidError{Field: "DnsAlias", Message: fmt.Sprintf(
+					"No configured DNS zone contains the alias %s.", spec.DNSAlias)}
+			}
+		}
+		if nz := (*dns.NoZoneError)(nil); errors.As(err, &nz) && len(nz.Names) > 0 && !strings.HasPrefix(nz.Names[0], "_acme-challenge.") {
 			return &api.InvalidError{Field: "DnsNames", Message: fmt.Sprintf(
 				"No configured DNS zone contains %s.", strings.Join(nz.Names, ", "))}
 		}
-		return err
-	}
-	if spec.DNSAlias != "" {
-		if _, _, err := a.dns.ZoneFor(ctx, spec.DNSAlias, spec.DNSProviderName); err != nil {
-			return &api.InvalidError{Field: "DnsAlias", Message: fmt.Sprintf(
-				"No configured DNS zone contains the alias %s.", spec.DNSAlias)}
+		if ze := (*dns.ZoneConflictError)(nil); errors.As(err, &ze) {
+			return &api.InvalidError{Field: "DnsProviderName", Message: ze.Error()}
 		}
+		return &api.InvalidError{Field: "DnsNames", Message: err.Error()}
 	}
 	if spec.DNSProviderName == "" {
 		var names []string
-		for _, n := range spec.DNSNames {
-			p, _, err := a.dns.ZoneFor(ctx, n, "")
-			if err != nil {
-				return err
-			}
-			if !slices.Contains(names, p.Name) {
-				names = append(names, p.Name)
+		for _, t := range targets {
+			if !slices.Contains(names, t.Provider) {
+				names = append(names, t.Provider)
 			}
 		}
 		if len(names) == 1 {

@@ -64,7 +64,7 @@ func defaults() Config {
 		Listen:  DefaultListen,
 		DataDir: DefaultDataDir,
 		ACME:    ACME{Endpoint: DefaultACMEEndpoint},
-		DNS:     DNS{PropagationTimeout: DefaultPropagationTimeout},
+		DNS:     DNS{PropagationTimeout: DefaultPropagationTimeout, FollowCNAMEs: true},
 		Jobs:    Jobs{Workers: DefaultWorkers, Timeout: DefaultJobTimeout},
 		Auth:    Auth{RateLimit: DefaultRateLimit},
 		Log:     Log{Level: DefaultLogLevel, Format: DefaultLogFormat},
@@ -202,11 +202,12 @@ func (c *Config) readSecretFiles() []error {
 	for i := range c.DNS.Providers {
 		p := &c.DNS.Providers[i]
 		base := fmt.Sprintf("dns.providers[%d].", i)
-		if p.RFC2136 != nil {
-			read(base+"tsigSecret", &p.RFC2136.TSIGSecret, p.RFC2136.TSIGSecretFile)
-		}
-		if p.CustomDNS != nil {
-			read(base+"apiKey", &p.CustomDNS.APIKey, p.CustomDNS.APIKeyFile)
+		if b := p.Block(); b != nil {
+			secretFields(b, func(key string, value *secret.String, file *string) {
+				if file != nil {
+					read(base+key, value, *file)
+				}
+			})
 		}
 	}
 	for i := range c.Auth.APIKeys {

@@ -37,6 +37,7 @@ func TestLoadExample(t *testing.T) {
 		DNS: DNS{
 			Resolvers:          []string{},
 			PropagationTimeout: 5 * time.Minute,
+			FollowCNAMEs:       true,
 			Providers: []DNSProvider{
 				{
 					Name: "BIND", Type: "rfc2136", Zones: []string{"example.test"}, TTL: 60, PropagationTimeout: 5 * time.Minute,
@@ -78,7 +79,7 @@ func TestDefault(t *testing.T) {
 		DataDir:       "./data",
 		MasterKeyFile: filepath.Join("data", "master.key"),
 		ACME:          ACME{Endpoint: "https://acme-v02.api.letsencrypt.org/directory"},
-		DNS:           DNS{PropagationTimeout: 5 * time.Minute},
+		DNS:           DNS{PropagationTimeout: 5 * time.Minute, FollowCNAMEs: true},
 		Auth:          Auth{RateLimit: RateLimit{PerMinute: 30, Burst: 30}},
 		Jobs:          Jobs{Workers: 20, Timeout: 15 * time.Minute, RescueAfter: 16 * time.Minute},
 		Log:           Log{Level: "info", Format: "text"},
@@ -256,14 +257,14 @@ dns:
 dns:
   providers:
     - name: CF
-      type: cloudflare
-`, []string{`line 5: dns provider type "cloudflare" is not supported, use one of: rfc2136, customDns`}},
+      type: nosuchdns
+`, []string{`line 5: dns provider type "nosuchdns" is not supported, use one of: ` + typeList}},
 		{"missing provider type", `
 dns:
   providers:
     - name: CF
       zones: [example.com]
-`, []string{"line 4: dns provider: type is required, one of: rfc2136, customDns"}},
+`, []string{"line 4: dns provider: type is required, one of: " + typeList}},
 		{"provider not a mapping", "dns:\n  providers:\n    - rfc2136\n", []string{"line 3: a dns provider must be a mapping"}},
 		{"every unknown key at once", `
 bogus: 1

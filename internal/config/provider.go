@@ -9,17 +9,8 @@ import (
 	"go.yaml.in/yaml/v3"
 )
 
-// ProviderTypes lists the supported DNS provider types.
-var ProviderTypes = []string{ProviderRFC2136, ProviderCustomDNS}
-
 // providerCommonKeys are the YAML keys every provider type has.
 var providerCommonKeys = []string{"name", "type", "zones", "ttl", "propagationTimeout"}
-
-// providerTypeKeys are the YAML keys of each type's own block.
-var providerTypeKeys = map[string][]string{
-	ProviderRFC2136:   {"nameserver", "tsigKeyName", "tsigAlgorithm", "tsigSecret", "tsigSecretFile"},
-	ProviderCustomDNS: {"endpoint", "apiKey", "apiKeyFile", "apiKeyHeaderName"},
-}
 
 // providerCommon is the common part of DNSProvider, decoded on its own.
 type providerCommon struct {
@@ -43,13 +34,14 @@ func (p *DNSProvider) UnmarshalYAML(node *yaml.Node) error {
 			typ, typeLine = v.Value, v.Line
 		}
 	}
-	typeKeys, ok := providerTypeKeys[typ]
+	newBlock, ok := providerTypes[typ]
 	if !ok {
 		if typ == "" {
 			return typeError("line %d: dns provider: type is required, one of: %s", node.Line, strings.Join(ProviderTypes, ", "))
 		}
 		return typeError("line %d: dns provider type %q is not supported, use one of: %s", typeLine, typ, strings.Join(ProviderTypes, ", "))
 	}
+	typeKeys := blockKeys(newBlock())
 	unknown := &yaml.TypeError{}
 	for i := 0; i+1 < len(node.Content); i += 2 {
 		k := node.Content[i]
@@ -72,20 +64,11 @@ func (p *DNSProvider) UnmarshalYAML(node *yaml.Node) error {
 		TTL:                common.TTL,
 		PropagationTimeout: common.PropagationTimeout,
 	}
-	switch typ {
-	case ProviderRFC2136:
-		block := &RFC2136{TSIGAlgorithm: DefaultTSIGAlgorithm}
-		if err := node.Decode(block); err != nil {
-			return err
-		}
-		out.RFC2136 = block
-	case ProviderCustomDNS:
-		block := &CustomDNS{APIKeyHeaderName: DefaultAPIKeyHeaderName}
-		if err := node.Decode(block); err != nil {
-			return err
-		}
-		out.CustomDNS = block
+	block := newBlock()
+	if err := node.Decode(block); err != nil {
+		return err
 	}
+	out.setBlock(block)
 	*p = out
 	return nil
 }

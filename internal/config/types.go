@@ -59,7 +59,10 @@ type DNS struct {
 	Resolvers []string `yaml:"resolvers"`
 	// PropagationTimeout bounds the wait for records to be visible; default 5m.
 	PropagationTimeout time.Duration `yaml:"propagationTimeout"`
-	Providers          []DNSProvider `yaml:"providers"`
+	// FollowCNAMEs writes a challenge record at the target of a CNAME at
+	// _acme-challenge.<name> (chains too); default true.
+	FollowCNAMEs bool          `yaml:"followCnames"`
+	Providers    []DNSProvider `yaml:"providers"`
 }
 
 // DNSProvider is one configured DNS provider instance. Name, Type, Zones,
@@ -69,7 +72,7 @@ type DNS struct {
 type DNSProvider struct {
 	// Name is the dnsProviderName clients see and send.
 	Name string `yaml:"name"`
-	// Type selects the implementation: rfc2136 or customDns.
+	// Type selects the implementation, one of ProviderTypes.
 	Type  string   `yaml:"type"`
 	Zones []string `yaml:"zones"`
 	// TTL of the TXT records written; default 60.
@@ -79,6 +82,9 @@ type DNSProvider struct {
 
 	RFC2136   *RFC2136   `yaml:"-"`
 	CustomDNS *CustomDNS `yaml:"-"`
+	// Settings is the block of every other type (see ProviderTypes and
+	// dnsproviders.go), such as *Cloudflare.
+	Settings ProviderSettings `yaml:"-"`
 }
 
 // Provider types.

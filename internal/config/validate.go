@@ -10,6 +10,7 @@ import (
 	"net/mail"
 	"net/url"
 	"os"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -149,29 +150,36 @@ func (prov *DNSProvider) validate(p *problems, path string) {
 	if prov.PropagationTimeout < 0 {
 		p.add(path+".propagationTimeout", "must not be negative")
 	}
-	switch prov.Type {
-	case ProviderRFC2136:
-		if prov.RFC2136 == nil {
-			p.add(path, "the rfc2136 settings are missing")
-		} else {
-			prov.RFC2136.validate(p, path)
-		}
-		if prov.CustomDNS != nil {
-			p.add(path, "customDns settings are set on a provider of type rfc2136")
-		}
-	case ProviderCustomDNS:
-		if prov.CustomDNS == nil {
-			p.add(path, "the customDns settings are missing")
-		} else {
-			prov.CustomDNS.validate(p, path)
-		}
-		if prov.RFC2136 != nil {
-			p.add(path, "rfc2136 settings are set on a provider of type customDns")
-		}
-	case "":
+	newBlock, known := providerTypes[prov.Type]
+	switch {
+	case prov.Type == "":
 		p.add(path+".type", "required, one of: %s", strings.Join(ProviderTypes, ", "))
-	default:
+		return
+	case !known:
 		p.add(path+".type", "%q is not supported, use one of: %s", prov.Type, strings.Join(ProviderTypes, ", "))
+		return
+	}
+	if len(prov.Zones) == 0 && slices.Contains(unlistedTypes, prov.Type) && prov.Type != ProviderRFC2136 {
+		p.add(path+".zones", "required: a provider of type %s cannot list its zones", prov.Type)
+	}
+	block := prov.Block()
+	if block == nil {
+		p.add(path, "the %s settings are missing", prov.Type)
+	} else if reflect.TypeOf(block) != reflect.TypeOf(newBlock()) {
+		p.add(path, "the settings are not those of type %s", prov.Type)
+	} else {
+		block.validate(p, path)
+	}
+	for other, set := range map[string]bool{
+		ProviderRFC2136:   prov.RFC2136 != nil,
+		ProviderCustomDNS: prov.CustomDNS != nil,
+	} {
+		if set && other != prov.Type {
+			p.add(path, "%s settings are set on a provider of type %s", other, prov.Type)
+		}
+	}
+	if prov.Settings != nil && (prov.Type == ProviderRFC2136 || prov.Type == ProviderCustomDNS) {
+		p.add(path, "settings of another type are set on a provider of type %s", prov.Type)
 	}
 }
 

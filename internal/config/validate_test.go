@@ -173,9 +173,9 @@ func TestValidate(t *testing.T) {
 		{"provider name empty", func(c *Config) { c.DNS.Providers[1].Name = "" }, []string{"dns.providers[1].name: required"}},
 		{"provider name duplicate", func(c *Config) { c.DNS.Providers[1].Name = "BIND" }, []string{`dns.providers[1].name: "BIND" is already the name of dns.providers[0]`}},
 		{"provider type empty", func(c *Config) { c.DNS.Providers[0].Type = ""; c.DNS.Providers[0].RFC2136 = nil },
-			[]string{"dns.providers[0].type: required, one of: rfc2136, customDns"}},
-		{"provider type unknown", func(c *Config) { c.DNS.Providers[0].Type = "cloudflare"; c.DNS.Providers[0].RFC2136 = nil },
-			[]string{`dns.providers[0].type: "cloudflare" is not supported, use one of: rfc2136, customDns`}},
+			[]string{"dns.providers[0].type: required, one of: " + typeList}},
+		{"provider type unknown", func(c *Config) { c.DNS.Providers[0].Type = "nosuchdns"; c.DNS.Providers[0].RFC2136 = nil },
+			[]string{`dns.providers[0].type: "nosuchdns" is not supported, use one of: ` + typeList}},
 		{"provider block missing", func(c *Config) { c.DNS.Providers[0].RFC2136 = nil }, []string{"dns.providers[0]: the rfc2136 settings are missing"}},
 		{"provider customDns block missing", func(c *Config) { c.DNS.Providers[1].CustomDNS = nil }, []string{"dns.providers[1]: the customDns settings are missing"}},
 		{"provider second block", func(c *Config) { c.DNS.Providers[0].CustomDNS = custom(c) }, []string{"dns.providers[0]: customDns settings are set on a provider of type rfc2136"}},
@@ -303,3 +303,6 @@ func TestValidateHidesSecrets(t *testing.T) {
 		}
 	}
 }
+
+// typeList is how problems list the supported provider types.
+var typeList = strings.Join(ProviderTypes, ", ")

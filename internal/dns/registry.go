@@ -57,8 +57,26 @@ type Options struct {
 	// PropagationTimeout is the default bound of Wait; zero means
 	// DefaultPropagationTimeout.
 	PropagationTimeout time.Duration
+	// FollowCNAMEs makes the solver follow a CNAME at
+	// _acme-challenge.<name> (chains too) and write the record at its
+	// target, in whichever configured zone holds it.
+	FollowCNAMEs bool
 	// Logger receives debug and warning lines; nil discards them.
 	Logger *slog.Logger
+}
+
+// ZoneConflictError is a zone that several providers claim (through their
+// zone listings; configured zones are checked by NewRegistry). Certkeeper
+// does not pick one silently: the request must name its dnsProviderName,
+// or the configuration must give the providers explicit zones.
+type ZoneConflictError struct {
+	Zone      string
+	Providers []string
+}
+
+func (e *ZoneConflictError) Error() string {
+	return fmt.Sprintf("zone %s is managed by several DNS providers (%s); name one with dnsProviderName or configure zones",
+		e.Zone, strings.Join(e.Providers, ", "))
 }
 
 // ZoneListing is one provider's zones, or why they could not be listed.
@@ -66,7 +84,9 @@ type ZoneListing struct {
 	ProviderName string
 	// Zones are lowercase without a trailing dot, sorted.
 	Zones []string
-	Err   error
+	// Err is why the listing failed, or the zones this provider shares
+	// with others (*ZoneConflictError), joined.
+	Err error
 }
 
 // Registry holds the configured providers and picks the provider and zone
@@ -216,7 +236,8 @@ func (r *Registry) zones(ctx context.Context, p Named) ([]string, error) {
 // name belongs to: the longest zone equal to name or a suffix of it at a
 // label boundary, compared without case and trailing dot; "*.x" is looked
 // up as "x". With providerName set only that provider's zones are
-// considered. Errors: ErrUnknownProvider (wrapped), *NoZoneError, possibly
+// considered. Errors: ErrUnknownProvider (wrapped), *ZoneConflictError when
+// the best zone is claimed by several providers, *NoZoneError, possibly
 // joined with the listing errors of providers that could not list zones.
 func (r *Registry) ZoneFor(ctx context.Context, name, providerName string) (Named, string, error) {
 	candidates := r.providers
@@ -229,7 +250,7 @@ func (r *Registry) ZoneFor(ctx context.Context, name, providerName string) (Name
 	}
 	n := normalize(name)
 	var (
-		best     Named
+		best     []Named
 		bestZone string
 		listErrs []error
 	)
@@ -239,49 +260,39 @@ func (r *Registry) ZoneFor(ctx context.Context, name, providerName string) (Name
 			listErrs = append(listErrs, err)
 		}
 		for _, z := range zones {
-			if n != "" && inZone(n, z) && len(z) > len(bestZone) {
-				best, bestZone = p, z
+			if n == "" || !inZone(n, z) {
+				continue
+			}
+			switch {
+			case len(z) > len(bestZone):
+				best, bestZone = []Named{p}, z
+			case z == bestZone && best[len(best)-1].Name != p.Name:
+				best = append(best, p)
 			}
 		}
 	}
 	if bestZone == "" {
 		return Named{}, "", errors.Join(append([]error{&NoZoneError{Names: []string{name}}}, listErrs...)...)
 	}
-	return best, bestZone, nil
+	if len(best) > 1 {
+		names := make([]string, len(best))
+		for i, p := range best {
+			names[i] = p.Name
+		}
+		return Named{}, "", &ZoneConflictError{Zone: bestZone, Providers: names}
+	}
+	return best[0], bestZone, nil
 }
 
 // Check returns nil when every one of names has a zone (with providerName,
 // a zone of that provider), else an error listing every name without one
 // (a *NoZoneError, possibly joined with listing errors) or
-// ErrUnknownProvider. It is meant to run before an order is placed.
+// ErrUnknownProvider. With Options.FollowCNAMEs, a name whose challenge
+// record is a CNAME into a configured zone has a zone. It is meant to run
+// before an order is placed; see also Preflight.
 func (r *Registry) Check(ctx context.Context, names []string, providerName string) error {
-	if providerName != "" {
-		if _, ok := r.provider(providerName); !ok {
-			return fmt.Errorf("%w %q", ErrUnknownProvider, providerName)
-		}
-	}
-	var missing []string
-	var listErrs []error
-	for _, name := range names {
-		_, _, err := r.ZoneFor(ctx, name, providerName)
-		var nz *NoZoneError
-		switch {
-		case err == nil:
-		case errors.As(err, &nz):
-			missing = append(missing, name)
-			for _, e := range unjoin(err) {
-				if !errors.As(e, &nz) && !slices.ContainsFunc(listErrs, func(x error) bool { return x.Error() == e.Error() }) {
-					listErrs = append(listErrs, e)
-				}
-			}
-		default:
-			return err
-		}
-	}
-	if len(missing) == 0 {
-		return nil
-	}
-	return errors.Join(append([]error{&NoZoneError{Names: missing}}, listErrs...)...)
+	_, err := r.Targets(ctx, names, providerName, "")
+	return err
 }
 
 func unjoin(err error) []error {
@@ -305,6 +316,23 @@ func (r *Registry) Zones(ctx context.Context) []ZoneListing {
 		})
 	}
 	wg.Wait()
+	owners := make(map[string][]string)
+	for _, l := range out {
+		for _, z := range l.Zones {
+			owners[z] = append(owners[z], l.ProviderName)
+		}
+	}
+	for i := range out {
+		var conflicts []error
+		for _, z := range out[i].Zones {
+			if len(owners[z]) > 1 {
+				conflicts = append(conflicts, &ZoneConflictError{Zone: z, Providers: owners[z]})
+			}
+		}
+		if len(conflicts) > 0 {
+			out[i].Err = errors.Join(append([]error{out[i].Err}, conflicts...)...)
+		}
+	}
 	return out
 }
 

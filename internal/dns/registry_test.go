@@ -420,3 +420,46 @@ func FuzzZoneFor(f *testing.F) {
 		}
 	})
 }
+
+// TestZoneConflict refuses to pick between two providers whose listings
+// both hold a zone, and reports the conflict in both listings.
+func TestZoneConflict(t *testing.T) {
+	t.Parallel()
+	r, err := NewRegistry([]Named{
+		{Name: "a", Provider: &listingProvider{memProvider: newMem(), zones: []string{"example.test", "a.test"}}},
+		{Name: "b", Provider: &listingProvider{memProvider: newMem(), zones: []string{"Example.Test."}}},
+		{Name: "c", Provider: newMem(), Zones: []string{"sub.example.test"}},
+	}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	_, _, err = r.ZoneFor(ctx, "www.example.test", "")
+	var ze *ZoneConflictError
+	if !errors.As(err, &ze) || !cmp.Equal(ze.Providers, []string{"a", "b"}) || ze.Zone != "example.test" {
+		t.Fatalf("ZoneFor = %v, want a ZoneConflictError for a and b", err)
+	}
+	// A longer zone, or a named provider, settles it.
+	if p, z, err := r.ZoneFor(ctx, "www.sub.example.test", ""); err != nil || p.Name != "c" || z != "sub.example.test" {
+		t.Errorf("ZoneFor(sub) = %q, %q, %v", p.Name, z, err)
+	}
+	if p, _, err := r.ZoneFor(ctx, "www.example.test", "b"); err != nil || p.Name != "b" {
+		t.Errorf("ZoneFor with provider b = %q, %v", p.Name, err)
+	}
+	var got []string
+	for _, l := range r.Zones(ctx) {
+		msg := "<nil>"
+		if l.Err != nil {
+			msg = l.Err.Error()
+		}
+		got = append(got, l.ProviderName+": "+msg)
+	}
+	want := []string{
+		"a: zone example.test is managed by several DNS providers (a, b); name one with dnsProviderName or configure zones",
+		"b: zone example.test is managed by several DNS providers (a, b); name one with dnsProviderName or configure zones",
+		"c: <nil>",
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("Zones errors (-want +got):\n%s", diff)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -19,76 +20,111 @@ const cleanupTimeout = 2 * time.Minute
 // registry's providers. With providerName set only that provider's zones are
 // used. With dnsAlias set, every challenge is written at
 // _acme-challenge.<dnsAlias>. (the target of the CNAMEs that delegate
-// _acme-challenge.<name>), else at _acme-challenge.<domain>. Challenges
-// that share a record name (an apex and its wildcard) form one RRset with
-// several values.
+// _acme-challenge.<name>); else at _acme-challenge.<domain>. or, with
+// Options.FollowCNAMEs, at the end of its CNAME chain. Challenges that share
+// a record name (an apex and its wildcard, or names delegated to one alias)
+// form one RRset with several values.
 //
-// The solver keeps no state between calls: CleanUp given the same
-// challenges removes the records in any process, and is safe to repeat.
+// The solver keeps no state between calls but the CNAME answers it found:
+// CleanUp given the same challenges removes the records in any process, and
+// is safe to repeat. The solver also implements Preflight, which the issuer
+// calls before it places the order.
 func (r *Registry) Solver(providerName, dnsAlias string) issuer.Solver {
-	return &solver{r: r, providerName: providerName, alias: normalize(dnsAlias)}
+	return &solver{r: r, providerName: providerName, alias: normalize(dnsAlias), targets: make(map[string]Target)}
 }
 
 type solver struct {
 	r            *Registry
 	providerName string
 	alias        string
+
+	mu      sync.Mutex
+	targets map[string]Target // by normalized domain
 }
 
-var _ issuer.Solver = (*solver)(nil)
+var (
+	_ issuer.Solver      = (*solver)(nil)
+	_ issuer.Preflighter = (*solver)(nil)
+)
+
+// Preflight implements issuer.Preflighter with Registry.Preflight.
+func (s *solver) Preflight(ctx context.Context, names []string) error {
+	return s.r.Preflight(ctx, names, s.providerName, s.alias)
+}
 
 // rrset is the TXT RRset at one record name and the provider that writes it.
 type rrset struct {
-	fqdn   string // _acme-challenge.<target>. lowercase
+	fqdn   string // lowercase, with a trailing dot
 	values []string
 	named  Named
 	zone   string
+}
+
+// target returns where the record of domain goes, remembering the answer.
+func (s *solver) target(ctx context.Context, domain string) (Target, error) {
+	key := normalize(domain)
+	s.mu.Lock()
+	t, ok := s.targets[key]
+	s.mu.Unlock()
+	if ok {
+		return t, nil
+	}
+	t, err := s.r.target(ctx, key, s.providerName, s.alias)
+	if err != nil {
+		return t, err
+	}
+	if len(t.Chain) > 1 {
+		s.r.logger.InfoContext(ctx, "following CNAME for challenge record", "chain", strings.Join(t.Chain, " → "))
+	}
+	s.mu.Lock()
+	s.targets[key] = t
+	s.mu.Unlock()
+	return t, nil
 }
 
 // group turns challenges into RRsets, sorted by name, each with its zone.
 func (s *solver) group(ctx context.Context, challenges []issuer.Challenge) ([]rrset, error) {
 	byName := make(map[string]*rrset)
 	var order []string
+	var missing []string
+	var errs []error
 	for _, ch := range challenges {
-		target := s.alias
-		if target == "" {
-			target = normalize(ch.Domain)
+		t, err := s.target(ctx, ch.Domain)
+		var nz *NoZoneError
+		switch {
+		case errors.As(err, &nz) && t.Record == ChallengeName(ch.Domain):
+			if !slices.Contains(missing, t.Record) {
+				missing = append(missing, t.Record)
+			}
+			continue
+		case err != nil:
+			if !slices.ContainsFunc(errs, func(e error) bool { return e.Error() == err.Error() }) {
+				errs = append(errs, err)
+			}
+			continue
 		}
-		fqdn := "_acme-challenge." + target + "."
-		set, ok := byName[fqdn]
+		set, ok := byName[t.Record]
 		if !ok {
-			set = &rrset{fqdn: fqdn}
-			byName[fqdn] = set
-			order = append(order, fqdn)
+			named, _ := s.r.provider(t.Provider)
+			set = &rrset{fqdn: t.Record, named: named, zone: t.Zone}
+			byName[t.Record] = set
+			order = append(order, t.Record)
 		}
 		if !slices.Contains(set.values, ch.Value) {
 			set.values = append(set.values, ch.Value)
 		}
 	}
-	slices.Sort(order)
-	sets := make([]rrset, 0, len(order))
-	var missing []string
-	var errs []error
-	for _, fqdn := range order {
-		set := byName[fqdn]
-		named, zone, err := s.r.ZoneFor(ctx, fqdn, s.providerName)
-		var nz *NoZoneError
-		switch {
-		case errors.As(err, &nz):
-			missing = append(missing, fqdn)
-			continue
-		case err != nil:
-			errs = append(errs, err)
-			continue
-		}
-		set.named, set.zone = named, zone
-		sets = append(sets, *set)
-	}
+	slices.Sort(missing)
 	if len(missing) > 0 {
 		errs = append([]error{&NoZoneError{Names: missing}}, errs...)
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("choosing DNS zones for challenge records: %w", err)
+	}
+	slices.Sort(order)
+	sets := make([]rrset, 0, len(order))
+	for _, fqdn := range order {
+		sets = append(sets, *byName[fqdn])
 	}
 	return sets, nil
 }

@@ -58,6 +58,13 @@ func (i *Issuer) Obtain(ctx context.Context, req Request, solver Solver, progres
 	}
 	log := i.log.With("names", req.Names)
 
+	if pf, ok := solver.(Preflighter); ok {
+		progress(ctx, operation.StepCheckingDNS)
+		if err := pf.Preflight(ctx, req.Names); err != nil {
+			return nil, &ProblemError{Step: operation.StepCheckingDNS, Op: "checking DNS before ordering", Err: err}
+		}
+	}
+
 	progress(ctx, operation.StepOrdering)
 	var order acme.ExtendedOrder
 	sess, err := i.withAccount(ctx, func(s *session) error {

@@ -39,6 +39,16 @@ type Solver interface {
 	CleanUp(ctx context.Context, challenges []Challenge) error
 }
 
+// Preflighter is implemented by solvers that can check, before an order is
+// placed, that the challenges of names can be answered (zones, CNAME
+// delegations, name server delegation), so that a certain failure costs no
+// order at the CA.
+type Preflighter interface {
+	// Preflight returns nil when the records for names can be written and
+	// seen, else an error saying what is missing.
+	Preflight(ctx context.Context, names []string) error
+}
+
 // Progress is told when the flow enters a step.
 type Progress func(ctx context.Context, step operation.Step)
 

@@ -257,6 +257,15 @@ func (s *recordingSolver) Present(ctx context.Context, challenges []issuer.Chall
 	return s.Solver.Present(ctx, challenges)
 }
 
+// Preflight forwards to the wrapped solver when it implements
+// issuer.Preflighter.
+func (s *recordingSolver) Preflight(ctx context.Context, names []string) error {
+	if pf, ok := s.Solver.(issuer.Preflighter); ok {
+		return pf.Preflight(ctx, names)
+	}
+	return nil
+}
+
 func (s *recordingSolver) CleanUp(ctx context.Context, challenges []issuer.Challenge) error {
 	if err := s.Solver.CleanUp(ctx, challenges); err != nil {
 		return err

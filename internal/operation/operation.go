@@ -39,6 +39,7 @@ type Step string
 
 // The steps of an issuance, in the order they normally happen.
 const (
+	StepCheckingDNS Step = "checking DNS"
 	StepOrdering    Step = "ordering"
 	StepPresenting  Step = "presenting DNS records"
 	StepPropagation Step = "waiting for propagation"

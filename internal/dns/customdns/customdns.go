@@ -74,8 +74,9 @@ type Provider struct {
 }
 
 var (
-	_ dns.Provider   = (*Provider)(nil)
-	_ dns.ZoneLister = (*Provider)(nil)
+	_ dns.Provider           = (*Provider)(nil)
+	_ dns.ZoneLister         = (*Provider)(nil)
+	_ dns.NameServerReporter = (*Provider)(nil)
 )
 
 // zone is one element of GET zones.
@@ -153,6 +154,22 @@ func (p *Provider) listZones(ctx context.Context) ([]zone, error) {
 	p.zones, p.zonesExpire = zones, time.Now().Add(zoneCacheTTL)
 	p.mu.Unlock()
 	return zones, nil
+}
+
+// NameServers implements dns.NameServerReporter with the nameServers of
+// the zone in the API's zone list (empty when the API gives none).
+func (p *Provider) NameServers(ctx context.Context, name string) ([]string, error) {
+	zones, err := p.listZones(ctx)
+	if err != nil {
+		return nil, err
+	}
+	name = strings.TrimSuffix(strings.ToLower(name), ".")
+	for _, z := range zones {
+		if z.Name == name {
+			return z.NameServers, nil
+		}
+	}
+	return nil, fmt.Errorf("zone %q is not in the API's zone list", name)
 }
 
 // zoneID returns the id of the zone called name, listing the zones when

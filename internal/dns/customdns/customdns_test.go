@@ -235,3 +235,19 @@ func TestNew(t *testing.T) {
 		})
 	}
 }
+
+func TestNameServers(t *testing.T) {
+	t.Parallel()
+	_, srv := newFakeAPI(t, "X-Api-Key")
+	p, err := New(Config{Endpoint: srv.URL + "/api/", APIKey: testAPIKey})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns, err := p.NameServers(t.Context(), "Example.com.")
+	if err != nil || !cmp.Equal(ns, []string{"ns1.example.net"}) {
+		t.Errorf("NameServers = %v, %v", ns, err)
+	}
+	if _, err := p.NameServers(t.Context(), "nowhere.test"); err == nil {
+		t.Error("NameServers of an unknown zone: no error")
+	}
+}
