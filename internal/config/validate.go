@@ -86,6 +86,7 @@ func (c *Config) problems() problems {
 		p.add("masterKeyFile", "required when masterKey is not set")
 	}
 	c.ACME.validate(&p)
+	c.validateCAs(&p)
 	c.DNS.validate(&p)
 	c.Auth.validate(&p)
 	c.Jobs.validate(&p)
@@ -94,10 +95,10 @@ func (c *Config) problems() problems {
 }
 
 func (a *ACME) validate(p *problems) {
-	if a.Endpoint == "" {
-		p.add("acme.endpoint", "required")
-	} else if err := checkACMEEndpoint(a.Endpoint); err != nil {
-		p.add("acme.endpoint", "%v", err)
+	if a.Endpoint != "" { // an empty one is reported by validateCAs
+		if err := checkCAEndpoint(a.Endpoint); err != nil {
+			p.add("acme.endpoint", "%v", err)
+		}
 	}
 	for i, contact := range a.Contacts {
 		if err := checkEmail(contact); err != nil {
