@@ -31,4 +31,11 @@ type Spec struct {
 	DNSAlias string            `json:"dnsAlias,omitempty"`
 	Profile  string            `json:"profile,omitempty"`
 	Tags     map[string]string `json:"tags,omitempty"`
+	// CA names the certificate authorities to try, in order; empty means
+	// the configured defaultCAs.
+	CA []string `json:"ca,omitempty"`
+	// PreferredChain is the common name of the top issuer of the chain to
+	// download when the CA offers alternate chains; empty means the CA's
+	// default chain.
+	PreferredChain string `json:"preferredChain,omitempty"`
 }
