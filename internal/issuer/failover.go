@@ -24,7 +24,9 @@ type UnreachableError struct {
 	Err error
 }
 
-func (e *UnreachableError) Error() string { return fmt.Sprintf("the CA at %s is unreachable: %v", e.URL, e.Err) }
+func (e *UnreachableError) Error() string {
+	return fmt.Sprintf("the CA at %s is unreachable: %v", e.URL, e.Err)
+}
 
 // Unwrap returns the transport error.
 func (e *UnreachableError) Unwrap() error { return e.Err }

@@ -249,4 +249,3 @@ func (i *Issuer) withAccount(ctx context.Context, do func(*session) error) (*ses
 	}
 	return s, do(s)
 }
-
