@@ -94,6 +94,12 @@ func New(opts Options) http.Handler {
 	s.mux.Handle("POST /api/certificates", s.protected(auth.RoleIssue, s.issue))
 	s.mux.Handle("POST /api/certificates/{certificateName}/renew", s.protected(auth.RoleIssue, s.renew))
 	s.mux.Handle("POST /api/certificates/{certificateName}/revoke", s.protected(auth.RoleRevoke, s.revoke))
+	// Several CAs (issue 6, cas.go): accounts, bulk revocation, replace.
+	s.mux.Handle("GET /api/account", s.protected(auth.RoleReader, s.account))
+	s.mux.Handle("POST /api/account/rollover", s.protected(auth.RoleAdmin, s.rollover))
+	s.mux.Handle("POST /api/certificates/revoke", s.protected(auth.RoleRevoke, s.revokeMany))
+	s.mux.Handle("POST /api/certificate/{certificateName}/replace", s.protected(auth.RoleIssue, s.replace))
+	s.mux.Handle("POST /api/certificates/{certificateName}/replace", s.protected(auth.RoleIssue, s.replace))
 	return http.HandlerFunc(s.serveHTTP)
 }
 

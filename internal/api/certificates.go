@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"time"
 
 	"github.com/certkeeper/certkeeper/internal/auth"
@@ -36,6 +37,8 @@ type certificateItem struct {
 	DNSAlias          string   `json:"dnsAlias"`
 	SerialNumber      string   `json:"serialNumber"`
 	Revoked           bool     `json:"revoked"`
+	// CA is the configured name of the CA that issued the version.
+	CA string `json:"ca,omitempty"`
 }
 
 // certificates answers GET /api/certificates with the newest version of
@@ -46,18 +49,21 @@ func (s *server) certificates(w http.ResponseWriter, r *http.Request, _ auth.Pri
 		return fmt.Errorf("listing certificates: %w", err)
 	}
 	now := time.Now()
-	endpoint := s.backend.ACMEEndpoint()
+	endpoints := []string{s.backend.ACMEEndpoint()}
+	if cb, ok := s.backend.(CABackend); ok {
+		endpoints = cb.CAEndpoints()
+	}
 	items := make([]certificateItem, 0, len(versions))
 	for _, v := range versions {
-		items = append(items, newCertificateItem(v, endpoint, now))
+		items = append(items, newCertificateItem(v, endpoints, now))
 	}
 	writeJSON(w, "application/json", http.StatusOK, items)
 	return nil
 }
 
-// newCertificateItem describes v; endpoint is the CA directory URL
+// newCertificateItem describes v; endpoints are the CA directory URLs
 // configured now.
-func newCertificateItem(v vault.Version, endpoint string, now time.Time) certificateItem {
+func newCertificateItem(v vault.Version, endpoints []string, now time.Time) certificateItem {
 	created := v.CreatedAt
 	if created.IsZero() {
 		created = v.NotBefore
@@ -74,11 +80,12 @@ func newCertificateItem(v vault.Version, endpoint string, now time.Time) certifi
 		ReuseKey:          v.Spec.ReuseKey,
 		IsExpired:         !now.Before(v.NotAfter),
 		IsIssuedByAcmebot: true,
-		IsSameEndpoint:    v.ACMEEndpoint == endpoint,
+		IsSameEndpoint:    slices.Contains(endpoints, v.ACMEEndpoint),
 		ACMEEndpoint:      endpointHost(v.ACMEEndpoint),
 		DNSAlias:          v.Spec.DNSAlias,
 		SerialNumber:      v.Serial,
 		Revoked:           v.RevokedAt != nil,
+		CA:                v.CA,
 	}
 	if item.DNSNames == nil {
 		item.DNSNames = []string{}

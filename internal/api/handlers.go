@@ -31,6 +31,9 @@ func (s *server) issue(w http.ResponseWriter, r *http.Request, p auth.Principal)
 	if errs != nil {
 		return validationError(errs)
 	}
+	if isDryRun(r) {
+		return s.dryRun(w, r, spec)
+	}
 	id, err := s.backend.Issue(r.Context(), spec)
 	if ie, ok := errors.AsType[*InvalidError](err); ok {
 		return validationError(fieldErrors{ie.Field: {ie.Message}})

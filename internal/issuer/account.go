@@ -209,3 +209,18 @@ func signatureRefused(err error) bool {
 	}
 	return false
 }
+
+// StoredAccountURI returns the URI of the account in use or stored, without
+// registering one; "" when there is none yet.
+func (i *Issuer) StoredAccountURI(ctx context.Context) string {
+	i.mu.Lock()
+	s := i.sess
+	i.mu.Unlock()
+	if s != nil {
+		return s.acct.URI
+	}
+	if acct, err := i.accounts.Account(ctx, i.cfg.DirectoryURL); err == nil {
+		return acct.URI
+	}
+	return ""
+}
