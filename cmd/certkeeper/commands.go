@@ -248,7 +248,11 @@ func follow(ctx context.Context, c *client, e env, id string, quiet bool) (*oper
 			if !e.terminal {
 				mark = "-"
 			}
-			fmt.Fprintf(e.stderr, "%s %s (%s)\n", mark, st.Name, time.Duration(deref(st.DurationMs))*time.Millisecond)
+			name := st.Name
+			if st.CA != "" {
+				name += " [" + st.CA + "]"
+			}
+			fmt.Fprintf(e.stderr, "%s %s (%s)\n", mark, name, time.Duration(deref(st.DurationMs))*time.Millisecond)
 		}
 	}
 	delay := 100 * time.Millisecond

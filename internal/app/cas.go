@@ -22,8 +22,13 @@ import (
 	"github.com/certkeeper/certkeeper/internal/vault"
 )
 
-// startupCheckTimeout bounds the directory reads of the start-up check.
-const startupCheckTimeout = 10 * time.Second
+// startupCheckTimeout bounds the directory reads of the start-up check;
+// requestCheckTimeout the read of one CA's directory while an issue request
+// waits.
+const (
+	startupCheckTimeout = 10 * time.Second
+	requestCheckTimeout = 5 * time.Second
+)
 
 // buildCAs builds one issuer per configured CA (acme.endpoint is the CA
 // named "default") and checks their directories: a CA that requires an
@@ -138,7 +143,9 @@ func (a *App) checkCAs(ctx context.Context, spec certificate.Spec) error {
 	var refusals []string
 	var profileErr *issuer.ProfileError
 	for _, ca := range cands {
-		dir, err := ca.Directory(ctx)
+		dctx, cancel := context.WithTimeout(ctx, requestCheckTimeout)
+		dir, err := ca.Directory(dctx)
+		cancel()
 		if err != nil {
 			a.logger.WarnContext(ctx, "could not read the CA's directory", "ca", ca.Name(), "error", err)
 			return nil

@@ -23,6 +23,7 @@ import (
 	"github.com/go-acme/lego/v5/acme"
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/certkeeper/certkeeper/internal/operation"
 	"github.com/certkeeper/certkeeper/internal/secret"
 	"github.com/certkeeper/certkeeper/internal/testenv"
 )
@@ -494,4 +495,39 @@ func pemCertWithIssuer(t *testing.T, cn string) []byte {
 		t.Fatal(err)
 	}
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+}
+
+func TestFailoverReasonOfProblems(t *testing.T) {
+	t.Parallel()
+	problem := func(typ string, status int) error {
+		return fail(operation.StepOrdering, "creating order", &acme.ProblemDetails{Type: typ, HTTPStatus: status, Detail: "x"})
+	}
+	tests := []struct {
+		name string
+		err  error
+		want string
+	}{
+		{"rate limited", &acme.RateLimitedError{ProblemDetails: &acme.ProblemDetails{Type: acme.RateLimitedErrorType, HTTPStatus: 429}}, "rate limited"},
+		{"rate limited, wrapped", problem(acme.RateLimitedErrorType, 429), "rate limited"},
+		{"server internal", problem(acme.ServerInternalErrorType, 500), "server error"},
+		{"503 of another type", problem(acme.MalformedErrorType, 503), "server error"},
+		{"rejected identifier", problem(acme.RejectedIdentifierErrorType, 400), "refused the names"},
+		{"unsupported identifier", problem(acme.UnsupportedIdentifierErrorType, 400), "refused the names"},
+		{"CAA at the CA", problem(acme.CaaErrorType, 403), "CAA forbids issuance"},
+		{"invalid profile", problem(acme.InvalidProfileErrorType, 400), "does not offer the profile"},
+		{"EAB required", problem(acme.ExternalAccountRequiredErrorType, 401), "requires an External Account Binding"},
+		{"terms changed", problem(acme.UserActionRequiredErrorType, 403), "requires action on the account"},
+		{"unauthorized", problem(acme.UnauthorizedErrorType, 403), ""},
+		{"bad CSR", problem(acme.BadCSRErrorType, 400), ""},
+		{"joined with a cleanup error", errors.Join(problem(acme.RateLimitedErrorType, 429), errors.New("removing DNS records: x")), "rate limited"},
+		{"unreachable", &ProblemError{Op: "x", Err: &UnreachableError{URL: "https://ca/dir", Err: errors.New("connection refused")}}, "unreachable"},
+		{"cancelled while unreachable", &ProblemError{Op: "x", Err: &UnreachableError{URL: "https://ca/dir", Err: context.Canceled}}, ""},
+		{"plain error", errors.New("disk full"), ""},
+		{"nil", nil, ""},
+	}
+	for _, tt := range tests {
+		if got := FailoverReason(tt.err); got != tt.want {
+			t.Errorf("%s: FailoverReason(%v) = %q, want %q", tt.name, tt.err, got, tt.want)
+		}
+	}
 }

@@ -20,7 +20,10 @@ type CAAChecker interface {
 	CheckCAA(ctx context.Context, names, identities []string, accountURI string) []dns.CAACheck
 }
 
-var _ CAAChecker = (*dns.Registry)(nil)
+var (
+	_ CAAChecker = (*dns.Registry)(nil)
+	_ CAs        = (*issuer.Set)(nil)
+)
 
 // obtain issues the certificate at the spec's CAs in order (the default CAs
 // when it names none). Before each CA is asked, the names' CAA records are
