@@ -84,7 +84,9 @@ func (b *fakeCABackend) Revoke(ctx context.Context, name string, reason int) err
 	return b.fakeBackend.Revoke(ctx, name, reason)
 }
 
-func (b *fakeCABackend) CAEndpoints() []string { return []string{endpointLE, "https://acme.zerossl.com/v2/DV90"} }
+func (b *fakeCABackend) CAEndpoints() []string {
+	return []string{endpointLE, "https://acme.zerossl.com/v2/DV90"}
+}
 
 func newCAAPI(b *fakeCABackend) http.Handler {
 	return api.New(api.Options{Backend: b, Auth: fakeAuth{}})

@@ -48,7 +48,7 @@ func TestSeveralCAsThroughTheBinary(t *testing.T) {
 			"cas": []map[string]any{
 				{"name": "first", "endpoint": first.DirectoryURL, "caBundle": first.CABundle, "profile": "default"},
 				{"name": "second", "endpoint": second.DirectoryURL, "caBundle": second.CABundle, "profile": "default",
-					"contacts": []string{"admin@example.test"},
+					"contacts":               []string{"admin@example.test"},
 					"externalAccountBinding": map[string]any{"keyId": "kid-e2e", "hmacKeyFile": macFile, "algorithm": "HS256"}},
 			},
 			"defaultCAs": []string{"first", "second"},
