@@ -40,6 +40,7 @@ type stepView struct {
 	FinishedAt *time.Time `json:"finishedAt,omitempty"`
 	DurationMs *int64     `json:"durationMs,omitempty"`
 	Error      string     `json:"error,omitempty"`
+	CA         string     `json:"ca,omitempty"`
 }
 
 // certificateItem is one item of GET /api/certificates.
@@ -128,6 +129,10 @@ func cmdIssue(ctx context.Context, args []string, e env) error {
 	profile := fs.String("profile", "", "ACME profile")
 	reuseKey := fs.Bool("reuse-key", false, "keep the private key across renewals")
 	wait := fs.Bool("wait", false, "wait until the certificate is issued, showing each step")
+	var cas caList
+	fs.Var(&cas, "ca", "CA to use, by configured name; repeat or separate with commas to fail over in order (default: defaultCAs)")
+	chain := fs.String("preferred-chain", "", "common name of the top issuer of the chain to download, when the CA offers alternates")
+	dry := fs.Bool("dry-run", false, "run every check (zones, CNAMEs, CAA, DNS credentials, CA and profile) without ordering")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -150,6 +155,15 @@ func cmdIssue(ctx context.Context, args []string, e env) error {
 	}
 	if *reuseKey {
 		body["reuseKey"] = true
+	}
+	if len(cas) > 0 {
+		body["ca"] = []string(cas)
+	}
+	if *chain != "" {
+		body["preferredChain"] = *chain
+	}
+	if *dry {
+		return dryRun(ctx, c, e, body, *jsonOut)
 	}
 	return startOperation(ctx, c, e, "/api/certificate", body, *wait, *jsonOut)
 }
@@ -234,7 +248,11 @@ func follow(ctx context.Context, c *client, e env, id string, quiet bool) (*oper
 			if !e.terminal {
 				mark = "-"
 			}
-			fmt.Fprintf(e.stderr, "%s %s (%s)\n", mark, st.Name, time.Duration(deref(st.DurationMs))*time.Millisecond)
+			name := st.Name
+			if st.CA != "" {
+				name += " [" + st.CA + "]"
+			}
+			fmt.Fprintf(e.stderr, "%s %s (%s)\n", mark, name, time.Duration(deref(st.DurationMs))*time.Millisecond)
 		}
 	}
 	delay := 100 * time.Millisecond
@@ -283,18 +301,21 @@ func deref(p *int64) int64 {
 }
 
 func cmdRevoke(ctx context.Context, args []string, e env) error {
-	fs := newFlagSet("revoke", "revoke [flags] NAME", e)
+	fs := newFlagSet("revoke", "revoke [flags] NAME...", e)
 	build, jsonOut := clientFlags(fs, e.getenv)
 	reason := fs.String("reason", "", "RFC 5280 reason: unspecified, keyCompromise, affiliationChanged, superseded, cessationOfOperation (or its number)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	if fs.NArg() != 1 {
-		return &usageError{errors.New("revoke needs exactly one certificate name")}
+	if fs.NArg() == 0 {
+		return &usageError{errors.New("revoke needs at least one certificate name")}
 	}
 	c, err := build()
 	if err != nil {
 		return err
+	}
+	if fs.NArg() > 1 {
+		return revokeMany(ctx, c, e, fs.Args(), *reason, *jsonOut)
 	}
 	var body any
 	if *reason != "" {
@@ -425,7 +446,11 @@ func cmdStatus(ctx context.Context, args []string, e env) error {
 	}
 	fmt.Fprintf(e.stdout, "operation %s: %s %s, %s\n", op.ID, op.Kind, op.CertificateName, op.Status)
 	for _, st := range op.Steps {
-		line := fmt.Sprintf("  %-26s %s", st.Name, st.StartedAt.Local().Format("15:04:05.000"))
+		name := st.Name
+		if st.CA != "" {
+			name += " [" + st.CA + "]"
+		}
+		line := fmt.Sprintf("  %-36s %s", name, st.StartedAt.Local().Format("15:04:05.000"))
 		if st.DurationMs != nil {
 			line += fmt.Sprintf("  %s", time.Duration(*st.DurationMs)*time.Millisecond)
 		}

@@ -31,9 +31,12 @@ Usage:
 
 Client commands (server from --server or CERTKEEPER_URL, key from --api-key or CERTKEEPER_API_KEY,
 or an OIDC token from --token or CERTKEEPER_TOKEN):
-  certkeeper issue [flags] DNSNAME...      issue a certificate (--wait to follow it)
+  certkeeper issue [flags] DNSNAME...      issue a certificate (--wait to follow it, --dry-run to only check)
   certkeeper renew [--wait] NAME           renew a certificate with its stored settings
-  certkeeper revoke [--reason R] NAME      revoke a certificate's newest version
+  certkeeper revoke [--reason R] NAME...   revoke certificates' newest versions
+  certkeeper replace [--reason R] NAME     issue again with a new key, then revoke the old version
+  certkeeper account show [--ca NAME]      show the ACME account at a CA
+  certkeeper account rollover --ca NAME    replace the key of the ACME account at a CA
   certkeeper list                          list certificates
   certkeeper status OPERATION_ID           show an operation and its steps
   certkeeper get NAME --out DIR            write cert.pem, chain.pem, fullchain.pem, privkey.pem
@@ -69,6 +72,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	clientCommands := map[string]func(context.Context, []string, env) error{
 		"issue": cmdIssue, "renew": cmdRenew, "revoke": cmdRevoke, "list": cmdList, "status": cmdStatus, "get": cmdGet,
 		"apikey": cmdAPIKey, "audit": cmdAudit,
+		"replace": cmdReplace, "account": cmdAccount,
 	}
 	var err error
 	switch cmd := args[0]; {

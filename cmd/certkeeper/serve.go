@@ -57,7 +57,11 @@ func runService(ctx context.Context, cfg *config.Config, logger *slog.Logger, re
 			return fmt.Errorf("reading acme.caBundle: %w", err)
 		}
 	}
-	a, err := app.New(ctx, app.Options{Config: cfg, MasterKey: key, CABundle: bundle, Version: version, Logger: logger})
+	bundles, err := caBundles(cfg)
+	if err != nil {
+		return err
+	}
+	a, err := app.New(ctx, app.Options{Config: cfg, MasterKey: key, CABundle: bundle, CABundles: bundles, Version: version, Logger: logger})
 	if err != nil {
 		return err
 	}

@@ -127,6 +127,12 @@ func New(opts Options) http.Handler {
 		s.mux.Handle("DELETE /api/keys/{id}", s.guard(route{role: auth.RoleAdmin, everywhere: true, action: ActionKeyRevoke}, s.revokeKey))
 		s.mux.Handle("GET /api/audit", s.guard(route{role: auth.RoleAdmin, everywhere: true}, s.audit))
 	}
+	// Issue 6: several CAs — accounts, bulk revocation, replace.
+	s.mux.Handle("GET /api/account", s.guard(route{role: auth.RoleReader}, s.account))
+	s.mux.Handle("POST /api/account/rollover", s.guard(route{role: auth.RoleAdmin, everywhere: true, action: ActionAccountRollover}, s.rollover))
+	s.mux.Handle("POST /api/certificates/revoke", s.guard(route{role: auth.RoleRevoke, action: ActionRevoke}, s.revokeMany))
+	s.mux.Handle("POST /api/certificate/{certificateName}/replace", s.guard(replaceRoute, s.replace))
+	s.mux.Handle("POST /api/certificates/{certificateName}/replace", s.guard(replaceRoute, s.replace))
 	return http.HandlerFunc(s.serveHTTP)
 }
 

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"time"
 
 	"github.com/certkeeper/certkeeper/internal/auth"
@@ -39,6 +40,8 @@ type certificateItem struct {
 	Revoked           bool     `json:"revoked"`
 	// Destinations is what each destination holds (issue 8).
 	Destinations []destinationView `json:"destinations,omitempty"`
+	// CA is the configured name of the CA that issued the version.
+	CA string `json:"ca,omitempty"`
 }
 
 // certificates answers GET /api/certificates with the newest version of
@@ -49,7 +52,10 @@ func (s *server) certificates(w http.ResponseWriter, r *http.Request, p auth.Pri
 		return fmt.Errorf("listing certificates: %w", err)
 	}
 	now := time.Now()
-	endpoint := s.backend.ACMEEndpoint()
+	endpoints := []string{s.backend.ACMEEndpoint()}
+	if cb, ok := s.backend.(CABackend); ok {
+		endpoints = cb.CAEndpoints()
+	}
 	var states map[string][]operation.DestinationState
 	if vb, ok := s.backend.(VersionBackend); ok {
 		if states, err = vb.DestinationStates(r.Context()); err != nil {
@@ -62,7 +68,7 @@ func (s *server) certificates(w http.ResponseWriter, r *http.Request, p auth.Pri
 		if !p.Allows(auth.RoleReader, v.Spec.DNSNames) {
 			continue
 		}
-		item := newCertificateItem(v, endpoint, now)
+		item := newCertificateItem(v, endpoints, now)
 		item.Destinations = newDestinationViews(states[v.Name], v.ID)
 		items = append(items, item)
 	}
@@ -70,9 +76,9 @@ func (s *server) certificates(w http.ResponseWriter, r *http.Request, p auth.Pri
 	return nil
 }
 
-// newCertificateItem describes v; endpoint is the CA directory URL
+// newCertificateItem describes v; endpoints are the CA directory URLs
 // configured now.
-func newCertificateItem(v vault.Version, endpoint string, now time.Time) certificateItem {
+func newCertificateItem(v vault.Version, endpoints []string, now time.Time) certificateItem {
 	created := v.CreatedAt
 	if created.IsZero() {
 		created = v.NotBefore
@@ -89,11 +95,12 @@ func newCertificateItem(v vault.Version, endpoint string, now time.Time) certifi
 		ReuseKey:          v.Spec.ReuseKey,
 		IsExpired:         !now.Before(v.NotAfter),
 		IsIssuedByAcmebot: true,
-		IsSameEndpoint:    v.ACMEEndpoint == endpoint,
+		IsSameEndpoint:    slices.Contains(endpoints, v.ACMEEndpoint),
 		ACMEEndpoint:      endpointHost(v.ACMEEndpoint),
 		DNSAlias:          v.Spec.DNSAlias,
 		SerialNumber:      v.Serial,
 		Revoked:           v.RevokedAt != nil,
+		CA:                v.CA,
 	}
 	if item.DNSNames == nil {
 		item.DNSNames = []string{}

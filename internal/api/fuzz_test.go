@@ -25,6 +25,8 @@ func FuzzIssueRequest(f *testing.F) {
 		`{"dnsNames":["a.example.com"],"keySize":2048.0,"certificateName":"my-cert"}`,
 		`{"dnsNames":[1,null,"a..b"],"keySize":1e400}`,
 		`{"dnsNames":["a.example.com"],"keySize":-9223372036854775809}`,
+		`{"dnsNames":["a.example.com"],"ca":["le","zerossl"],"preferredChain":"ISRG Root X1"}`,
+		`{"dnsNames":["a.example.com"],"ca":"x y","preferredChain":"\u0000"}`,
 		`[]`, `null`, `{`, `{"a":1} x`, ``,
 	} {
 		f.Add(s)
@@ -93,9 +95,57 @@ func checkSpec(t *testing.T, spec certificate.Spec) {
 	default:
 		t.Fatalf("spec key type %q", spec.KeyType)
 	}
+	if len(spec.CA) > 10 || slices.ContainsFunc(spec.CA, func(n string) bool { return n == "" || strings.ContainsAny(n, " /?#\x00") }) {
+		t.Fatalf("spec CA list %q", spec.CA)
+	}
+	if len([]rune(spec.PreferredChain)) > 128 || strings.ContainsFunc(spec.PreferredChain, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+		t.Fatalf("spec preferred chain %q", spec.PreferredChain)
+	}
 	if spec.DNSAlias != "" {
 		if norm, err := certificate.NormalizeDNSName(spec.DNSAlias); err != nil || norm != spec.DNSAlias || strings.HasPrefix(norm, "*") {
 			t.Fatalf("spec DNS alias %q is not a normalised non-wildcard name", spec.DNSAlias)
 		}
 	}
+}
+
+// FuzzBulkRevokeRequest feeds arbitrary bodies to POST
+// /api/certificates/revoke. It must answer 400 with a validation problem, or
+// 200 having asked to revoke only well-formed, distinct names with a valid
+// reason code, never anything else.
+func FuzzBulkRevokeRequest(f *testing.F) {
+	for _, s := range []string{
+		`{"names":["a","b"],"reason":"keyCompromise"}`,
+		`{"names":["a"],"reason":"4"}`,
+		`{"Names":["a","a"],"reason":7}`,
+		`{"names":"a"}`, `{"names":[null,1]}`, `[]`, `{`, ``,
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, body string) {
+		b := &fakeBackend{}
+		h := api.New(api.Options{Backend: b, Auth: fakeAuth{}})
+		r := httptest.NewRequest("POST", "http://certkeeper.test/api/certificates/revoke", strings.NewReader(body))
+		r.Header.Set("X-Functions-Key", "revoker")
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, r)
+		switch rec.Code {
+		case http.StatusOK:
+			seen := map[string]bool{}
+			if len(b.revoked) == 0 || len(b.revoked) > 100 {
+				t.Fatalf("200 after %d revocations", len(b.revoked))
+			}
+			for _, c := range b.revoked {
+				if !certificate.NamePattern.MatchString(c.Name) || seen[c.Name] || !slices.Contains([]int{0, 1, 3, 4, 5}, c.Reason) {
+					t.Fatalf("revoked %+v", b.revoked)
+				}
+				seen[c.Name] = true
+			}
+		case http.StatusBadRequest:
+			if len(b.revoked) != 0 {
+				t.Fatalf("400 but revoked %v", b.revoked)
+			}
+		default:
+			t.Fatalf("body %q: status %d, body %s", body, rec.Code, rec.Body)
+		}
+	})
 }

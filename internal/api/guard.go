@@ -38,6 +38,8 @@ var (
 	issueRoute  = route{role: auth.RoleIssue, action: ActionIssue, limited: true}
 	renewRoute  = route{role: auth.RoleIssue, action: ActionRenew, limited: true}
 	revokeRoute = route{role: auth.RoleRevoke, action: ActionRevoke}
+	// replaceRoute needs the issue role here; the handler checks revoke too.
+	replaceRoute = route{role: auth.RoleIssue, action: ActionReplace, limited: true}
 )
 
 // protected authenticates the caller (401), checks role (403) and then runs

@@ -35,6 +35,9 @@ func (s *server) issue(w http.ResponseWriter, r *http.Request, p auth.Principal)
 	if err := s.allow(p, auth.RoleIssue, "issue", scopeNames(spec.DNSNames, spec.DNSAlias)); err != nil {
 		return err
 	}
+	if isDryRun(r) {
+		return s.dryRun(w, r, spec)
+	}
 	id, err := s.backend.Issue(r.Context(), spec)
 	if ie, ok := errors.AsType[*InvalidError](err); ok {
 		return validationError(fieldErrors{ie.Field: {ie.Message}})

@@ -104,11 +104,13 @@ type AuditQuery struct {
 // Audit actions recorded by the API. Operation outcomes are recorded by the
 // service as "operation.succeeded" and "operation.failed".
 const (
-	ActionIssue     = "certificate.issue"
-	ActionRenew     = "certificate.renew"
-	ActionRevoke    = "certificate.revoke"
-	ActionKeyCreate = "apikey.create"
-	ActionKeyRevoke = "apikey.revoke"
+	ActionIssue           = "certificate.issue"
+	ActionRenew           = "certificate.renew"
+	ActionRevoke          = "certificate.revoke"
+	ActionReplace         = "certificate.replace"
+	ActionAccountRollover = "account.rollover"
+	ActionKeyCreate       = "apikey.create"
+	ActionKeyRevoke       = "apikey.revoke"
 )
 
 // KeyNamePattern is what a key name may be.

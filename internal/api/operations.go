@@ -34,6 +34,8 @@ type stepView struct {
 	// DurationMs is set once the step finished.
 	DurationMs *int64 `json:"durationMs,omitempty"`
 	Error      string `json:"error,omitempty"`
+	// CA is the CA the step was done with.
+	CA string `json:"ca,omitempty"`
 }
 
 func newOperationView(op operation.Operation) *operationView {
@@ -44,7 +46,7 @@ func newOperationView(op operation.Operation) *operationView {
 		Deliveries: newDeliveryViews(op.Deliveries),
 	}
 	for _, st := range op.Steps {
-		sv := stepView{Name: st.Name, StartedAt: st.StartedAt, FinishedAt: st.FinishedAt, Error: st.Error}
+		sv := stepView{Name: st.Name, StartedAt: st.StartedAt, FinishedAt: st.FinishedAt, Error: st.Error, CA: st.CA}
 		if st.FinishedAt != nil {
 			ms := st.FinishedAt.Sub(st.StartedAt).Milliseconds()
 			sv.DurationMs = &ms

@@ -248,6 +248,7 @@ func parseIssueRequest(body []byte) (certificate.Spec, fieldErrors) {
 
 	spec.Tags = parseTags(obj["tags"], errs)
 	spec.Destinations = parseDestinations(obj["destinations"], errs)
+	parseCAFields(obj, &spec, errs)
 	if len(errs) > 0 {
 		return certificate.Spec{}, errs
 	}

@@ -13,7 +13,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"sync"
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
@@ -37,6 +36,9 @@ type Options struct {
 	MasterKey *secret.Key
 	// CABundle is extra PEM roots trusted for the CA's HTTPS API.
 	CABundle []byte
+	// CABundles are the extra PEM roots of the named CAs (cas[].caBundle),
+	// by CA name.
+	CABundles map[string][]byte
 	// Version is the build version, sent in the ACME User-Agent.
 	Version string
 	Logger  *slog.Logger
@@ -52,7 +54,7 @@ type App struct {
 	store    *store.Store
 	vault    *vault.Builtin
 	dns      *dns.Registry
-	issuer   *issuer.Issuer
+	cas      *issuer.Set
 	queue    *job.Queue
 	handler  http.Handler
 	listener net.Listener
@@ -60,10 +62,6 @@ type App struct {
 	counters *auth.Counters
 	// deliveries delivers versions to the configured destinations.
 	deliveries *job.Deliveries
-
-	profilesMu sync.Mutex
-	profiles   map[string]string
-	profilesAt time.Time
 }
 
 // New opens the database (migrating it), builds every part and binds the
@@ -120,20 +118,11 @@ func New(ctx context.Context, opts Options) (*App, error) {
 		return nil, err
 	}
 
-	httpClient, err := caHTTPClient(opts.CABundle)
-	if err != nil {
+	if a.cas, err = buildCAs(ctx, opts, &accountStore{store: st, key: opts.MasterKey}); err != nil {
 		return nil, err
 	}
-	a.issuer = issuer.New(issuer.Config{
-		DirectoryURL:   cfg.ACME.Endpoint,
-		Contacts:       cfg.ACME.Contacts,
-		HTTPClient:     httpClient,
-		UserAgent:      "certkeeper/" + opts.Version,
-		DefaultProfile: cfg.ACME.Profile,
-		Logger:         logger,
-	}, &accountStore{store: st, key: opts.MasterKey})
 
-	runner := job.NewRunner(st, a.issuer, a.dns, a.vault, logger)
+	runner := job.NewRunner(st, a.cas, a.dns, a.vault, logger)
 	if err := a.setupDeliveries(runner, opts.AzureTransport); err != nil {
 		return nil, err
 	}

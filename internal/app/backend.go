@@ -2,13 +2,10 @@ package app
 
 import (
 	"context"
-	"encoding/pem"
 	"errors"
 	"fmt"
-	"maps"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/certkeeper/certkeeper/internal/api"
 	"github.com/certkeeper/certkeeper/internal/certificate"
@@ -68,43 +65,8 @@ func (a *App) check(ctx context.Context, spec *certificate.Spec) error {
 			spec.DNSProviderName = names[0]
 		}
 	}
-	profile := spec.Profile
-	if profile == "" {
-		profile = a.cfg.ACME.Profile
-	}
-	if profile != "" {
-		if offered, err := a.offeredProfiles(ctx); err == nil && len(offered) > 0 {
-			if _, ok := offered[profile]; !ok {
-				return &api.InvalidError{Field: "Profile", Message: fmt.Sprintf(
-					"The CA does not offer the profile %q; it offers %s.", profile,
-					strings.Join(slices.Sorted(maps.Keys(offered)), ", "))}
-			}
-		} else if err != nil {
-			// The operation will report the CA's state; the request itself is fine.
-			a.logger.WarnContext(ctx, "could not read the CA's profiles", "error", err)
-		}
-	}
-	return nil
-}
-
-// profilesTTL is how long the CA's profile list is reused.
-const profilesTTL = 5 * time.Minute
-
-func (a *App) offeredProfiles(ctx context.Context) (map[string]string, error) {
-	a.profilesMu.Lock()
-	defer a.profilesMu.Unlock()
-	if a.profiles != nil && time.Since(a.profilesAt) < profilesTTL {
-		return a.profiles, nil
-	}
-	p, err := a.issuer.Profiles(ctx)
-	if err != nil {
-		return nil, err
-	}
-	if p == nil {
-		p = map[string]string{}
-	}
-	a.profiles, a.profilesAt = p, time.Now()
-	return p, nil
+	// The CAs named, the profile and the names' CAA records (cas.go).
+	return a.checkCAs(ctx, *spec)
 }
 
 // Renew implements api.Backend: the certificate is issued again with its
@@ -120,27 +82,14 @@ func (a *App) Renew(ctx context.Context, name string) (string, error) {
 	return a.queue.Enqueue(ctx, operation.KindRenew, v.Spec)
 }
 
-// Revoke implements api.Backend.
+// Revoke implements api.Backend: at the CA that issued the newest version,
+// signed by the certificate's own key for keyCompromise (cas.go).
 func (a *App) Revoke(ctx context.Context, name string, reason int) error {
-	v, err := a.store.LatestVersion(ctx, name)
-	if errors.Is(err, store.ErrNotFound) {
-		return vault.ErrNotFound
-	}
+	v, err := a.vault.Latest(ctx, name)
 	if err != nil {
 		return err
 	}
-	block, _ := pem.Decode([]byte(v.CertPEM))
-	if block == nil {
-		return fmt.Errorf("reading the stored certificate of %s: no PEM block", name)
-	}
-	if err := a.issuer.Revoke(ctx, block.Bytes, reason); err != nil {
-		return fmt.Errorf("revoking %s (serial %s): %w", name, v.Serial, err)
-	}
-	if err := a.vault.MarkRevoked(ctx, v.ID, time.Now().UTC()); err != nil {
-		return fmt.Errorf("recording the revocation of %s: %w", name, err)
-	}
-	a.logger.InfoContext(ctx, "certificate revoked", "certificate", name, "serial", v.Serial, "reason", reason)
-	return nil
+	return a.revokeVersion(ctx, v, reason)
 }
 
 // Operation implements api.Backend.
@@ -171,8 +120,8 @@ func (a *App) DNSZones(ctx context.Context) []api.ZoneGroup {
 	return out
 }
 
-// ACMEEndpoint implements api.Backend.
-func (a *App) ACMEEndpoint() string { return a.cfg.ACME.Endpoint }
+// ACMEEndpoint implements api.Backend: the first default CA's directory.
+func (a *App) ACMEEndpoint() string { return a.cas.Default().DirectoryURL() }
 
 // Certificate implements api.Backend.
 func (a *App) Certificate(ctx context.Context, name string) (vault.Version, error) {

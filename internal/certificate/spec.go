@@ -35,4 +35,11 @@ type Spec struct {
 	// delivered to besides the built-in store; nil means the configured
 	// defaults at the time of each delivery, empty means none.
 	Destinations []string `json:"destinations"`
+	// CA names the certificate authorities to try, in order; empty means
+	// the configured defaultCAs.
+	CA []string `json:"ca,omitempty"`
+	// PreferredChain is the common name of the top issuer of the chain to
+	// download when the CA offers alternate chains; empty means the CA's
+	// default chain.
+	PreferredChain string `json:"preferredChain,omitempty"`
 }

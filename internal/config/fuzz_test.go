@@ -15,6 +15,8 @@ func FuzzLoad(f *testing.F) {
 		f.Fatal(err)
 	}
 	f.Add(example)
+	f.Add([]byte("acme:\n  endpoint: \"\"\ncas:\n  - name: zerossl\n    externalAccountBinding: {keyId: k, hmacKey: c2VjcmV0LWVhYi1obWFjLWtleS1mb3ItdGVzdGluZyE, algorithm: HS512}\n" +
+		"  - name: le\n    endpoint: letsencrypt-staging\ndefaultCAs: [le, zerossl]\n"))
 	dir := f.TempDir()
 	f.Fuzz(func(t *testing.T, data []byte) {
 		// …File keys and caBundle make Load read the files they name; an

@@ -81,6 +81,7 @@ func (c *Config) derive() {
 	if c.MasterKeyFile == "" && c.DataDir != "" {
 		c.MasterKeyFile = filepath.Join(c.DataDir, masterKeyFileName)
 	}
+	c.deriveCAs()
 	if c.Jobs.RescueAfter == 0 {
 		c.Jobs.RescueAfter = c.Jobs.Timeout + rescueMargin
 	}
@@ -132,6 +133,7 @@ func load(data []byte, env func(string) string) (*Config, error) {
 	c.applyEnv(env)
 	var problems []error
 	problems = append(problems, c.readSecretFiles()...)
+	problems = append(problems, c.readCASecretFiles()...)
 	c.derive()
 	problems = append(problems, c.problems()...)
 	if err := errors.Join(problems...); err != nil {

@@ -39,6 +39,11 @@ type Config struct {
 	Destinations        []Destination `yaml:"destinations"`
 	DefaultDestinations []string      `yaml:"defaultDestinations"`
 	Delivery            Delivery      `yaml:"delivery"`
+	// CAs are further named certificate authorities; acme above is the one
+	// named "default". DefaultCAs are the names tried in order for a
+	// certificate that names none (see cas.go).
+	CAs        []CA     `yaml:"cas"`
+	DefaultCAs []string `yaml:"defaultCAs"`
 }
 
 // ACME is the certificate authority.
@@ -50,6 +55,9 @@ type ACME struct {
 	CABundle string `yaml:"caBundle"`
 	// Profile is the default ACME profile, checked against the directory.
 	Profile string `yaml:"profile"`
+	// ExternalAccountBinding is required by CAs such as ZeroSSL and Google
+	// Trust Services.
+	ExternalAccountBinding *EAB `yaml:"externalAccountBinding"`
 }
 
 // DNS is how DNS-01 challenges are answered.

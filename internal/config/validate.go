@@ -87,6 +87,7 @@ func (c *Config) problems() problems {
 		p.add("masterKeyFile", "required when masterKey is not set")
 	}
 	c.ACME.validate(&p)
+	c.validateCAs(&p)
 	c.DNS.validate(&p)
 	c.Auth.validate(&p)
 	c.Auth.validateAccess(&p)
@@ -97,10 +98,10 @@ func (c *Config) problems() problems {
 }
 
 func (a *ACME) validate(p *problems) {
-	if a.Endpoint == "" {
-		p.add("acme.endpoint", "required")
-	} else if err := checkACMEEndpoint(a.Endpoint); err != nil {
-		p.add("acme.endpoint", "%v", err)
+	if a.Endpoint != "" { // an empty one is reported by validateCAs
+		if err := checkCAEndpoint(a.Endpoint); err != nil {
+			p.add("acme.endpoint", "%v", err)
+		}
 	}
 	for i, contact := range a.Contacts {
 		if err := checkEmail(contact); err != nil {

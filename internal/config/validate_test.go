@@ -147,7 +147,7 @@ func TestValidate(t *testing.T) {
 		{"no master key at all", func(c *Config) { c.MasterKeyFile = "" }, []string{"masterKeyFile: required when masterKey is not set"}},
 		{"masterKey without file", func(c *Config) { c.MasterKey = testMasterKey; c.MasterKeyFile = "" }, nil},
 		// acme
-		{"acme endpoint empty", func(c *Config) { c.ACME.Endpoint = "" }, []string{"acme.endpoint: required"}},
+		{"acme endpoint empty", func(c *Config) { c.ACME.Endpoint = "" }, []string{"acme.endpoint: required (or configure cas)"}},
 		{"acme endpoint http remote", func(c *Config) { c.ACME.Endpoint = "http://ca.example.com/dir" },
 			[]string{`acme.endpoint: "http://ca.example.com/dir" must use https (http only for 127.0.0.1 or localhost)`}},
 		{"acme endpoint http loopback", func(c *Config) { c.ACME.Endpoint = "http://127.0.0.1:14000/dir" }, nil},

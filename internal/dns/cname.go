@@ -11,7 +11,8 @@ import (
 	mdns "github.com/miekg/dns"
 )
 
-// maxCNAMEHops bounds a CNAME chain; longer chains are an error.
+// maxCNAMEHops bounds a CNAME chain (challenge delegation and CAA lookups);
+// longer chains are an error.
 const maxCNAMEHops = 8
 
 // ErrCNAMEChain is wrapped by the error for a CNAME loop or a chain longer

@@ -138,3 +138,40 @@ func normalizeHosts(hosts []string) []string {
 	slices.Sort(out)
 	return slices.Compact(out)
 }
+
+// ChallengeCNAME returns the target (lowercase, no trailing dot) of the
+// CNAME at _acme-challenge.<name> ("*." dropped), asked of the configured
+// resolvers or the system's; "" when there is none.
+func (r *Registry) ChallengeCNAME(ctx context.Context, name string) (string, error) {
+	resolvers, err := r.recursiveResolvers()
+	if err != nil {
+		return "", err
+	}
+	owner := mdns.Fqdn("_acme-challenge." + normalize(name))
+	resp, err := lookup(ctx, resolvers, owner, mdns.TypeCNAME)
+	if err != nil {
+		return "", fmt.Errorf("looking up CNAME %s: %w", owner, err)
+	}
+	for _, rr := range resp.Answer {
+		if cn, ok := rr.(*mdns.CNAME); ok && strings.EqualFold(cn.Hdr.Name, owner) {
+			return strings.ToLower(strings.TrimSuffix(cn.Target, ".")), nil
+		}
+	}
+	return "", nil
+}
+
+// CheckDelegation checks zone's delegation against the name servers its
+// provider reports, as the check before ordering does (a *DelegationError
+// when they share none). known is false when the provider does not report
+// name servers.
+func (r *Registry) CheckDelegation(ctx context.Context, providerName, zone string) (known bool, err error) {
+	p, ok := r.provider(providerName)
+	if !ok {
+		return false, fmt.Errorf("%w %q", ErrUnknownProvider, providerName)
+	}
+	reporter, ok := p.Provider.(NameServerReporter)
+	if !ok {
+		return false, nil
+	}
+	return true, r.checkDelegation(ctx, p.Name, reporter, zone)
+}

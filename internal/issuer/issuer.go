@@ -3,14 +3,10 @@ package issuer
 import (
 	"context"
 	"crypto"
-	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
-	"strings"
 	"sync"
 	"time"
 
@@ -20,6 +16,8 @@ import (
 
 // Config configures an Issuer for one ACME CA.
 type Config struct {
+	// Name is the CA's configured name, used in logs, steps and errors.
+	Name string
 	// DirectoryURL is the CA's ACME directory.
 	DirectoryURL string
 	// Contacts are the account's contact addresses; plain e-mail addresses
@@ -34,6 +32,9 @@ type Config struct {
 	// DefaultProfile is used when Request.Profile is empty; empty means the
 	// CA's default profile.
 	DefaultProfile string
+	// EAB, when set, binds a newly registered account to an account at the
+	// CA (RFC 8555 section 7.3.4).
+	EAB *EAB
 	// Logger receives progress; nil discards it.
 	Logger *slog.Logger
 }
@@ -48,6 +49,9 @@ type Issuer struct {
 
 	mu   sync.Mutex
 	sess *session
+
+	dirMu sync.Mutex
+	dir   *cachedDirectory
 
 	// observeWait, when set, is told of every polling wait (see backoff).
 	observeWait func(header string, retryAfter, delay time.Duration)
@@ -69,12 +73,21 @@ func New(cfg Config, accounts AccountStore) *Issuer {
 	return &Issuer{
 		cfg:      cfg,
 		accounts: accounts,
-		log:      logger.With("component", "issuer", "directory_url", cfg.DirectoryURL),
+		log:      logger.With("component", "issuer", "ca", cfg.Name, "directory_url", cfg.DirectoryURL),
 	}
 }
 
 // DirectoryURL returns the CA's ACME directory URL.
 func (i *Issuer) DirectoryURL() string { return i.cfg.DirectoryURL }
+
+// Name returns the CA's configured name.
+func (i *Issuer) Name() string { return i.cfg.Name }
+
+// DefaultProfile returns the profile used when a request names none.
+func (i *Issuer) DefaultProfile() string { return i.cfg.DefaultProfile }
+
+// HasEAB reports whether an External Account Binding is configured.
+func (i *Issuer) HasEAB() bool { return i.cfg.EAB != nil }
 
 // requestTimeout bounds one HTTP request to the CA when the configured
 // client sets no timeout of its own.
@@ -95,7 +108,7 @@ func (i *Issuer) httpClient() *http.Client {
 	if base == nil {
 		base = http.DefaultTransport
 	}
-	c.Transport = &retryAfterTransport{base: base}
+	c.Transport = &retryAfterTransport{base: &classifyingTransport{base: base}}
 	return &c
 }
 
@@ -151,6 +164,7 @@ func (i *Issuer) session(ctx context.Context) (*session, error) {
 		return nil, err
 	}
 	i.sess = &session{acct: acct, core: core}
+	i.syncContacts(ctx, i.sess)
 	return i.sess, nil
 }
 
@@ -162,6 +176,9 @@ func (i *Issuer) reregister(ctx context.Context, stale *session) (*session, erro
 	defer i.mu.Unlock()
 	if i.sess != nil && i.sess != stale {
 		return i.sess, nil
+	}
+	if s, ok := i.storedReplacement(ctx, stale); ok {
+		return s, nil
 	}
 	i.log.WarnContext(ctx, "ACME account unknown to the CA; registering a new one", "account_uri", stale.acct.URI)
 	s, err := i.register(ctx)
@@ -183,17 +200,16 @@ func (i *Issuer) register(ctx context.Context) (*session, error) {
 	if err != nil {
 		return nil, err
 	}
-	contacts := make([]string, 0, len(i.cfg.Contacts))
-	for _, c := range i.cfg.Contacts {
-		if c = strings.TrimSpace(c); c == "" {
-			continue
+	contacts := i.contacts()
+	req := acme.Account{Contact: contacts, TermsOfServiceAgreed: true}
+	if i.cfg.EAB != nil {
+		if req.ExternalAccountBinding, err = signEAB(key, core.GetDirectory().NewAccountURL, i.cfg.EAB); err != nil {
+			return nil, &ProblemError{Op: "registering ACME account at " + i.cfg.DirectoryURL, Err: err}
 		}
-		if !strings.Contains(c, ":") {
-			c = "mailto:" + c
-		}
-		contacts = append(contacts, c)
+	} else if core.GetDirectory().Meta.ExternalAccountRequired {
+		return nil, &ProblemError{Op: "registering ACME account at " + i.cfg.DirectoryURL, Err: ErrEABRequired}
 	}
-	ext, err := core.Accounts.New(ctx, acme.Account{Contact: contacts, TermsOfServiceAgreed: true})
+	ext, err := core.Accounts.New(ctx, req)
 	if err != nil {
 		return nil, fail("", "registering ACME account at "+i.cfg.DirectoryURL, err)
 	}
@@ -216,74 +232,20 @@ func (i *Issuer) withAccount(ctx context.Context, do func(*session) error) (*ses
 		return nil, err
 	}
 	err = do(s)
-	if err == nil || !accountMissing(err) {
+	if err == nil || !accountMissing(err) && !signatureRefused(err) {
 		return s, err
+	}
+	if !accountMissing(err) {
+		// Another process may have rolled the account key over.
+		fresh, ok := i.refresh(ctx, s)
+		if !ok {
+			return s, err
+		}
+		return fresh, do(fresh)
 	}
 	s, rerr := i.reregister(ctx, s)
 	if rerr != nil {
 		return nil, errors.Join(err, rerr)
 	}
 	return s, do(s)
-}
-
-// Profiles returns the profiles the CA's directory offers (name to
-// description; draft-ietf-acme-profiles). A CA without profiles returns an
-// empty map.
-func (i *Issuer) Profiles(ctx context.Context) (map[string]string, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, i.cfg.DirectoryURL, nil)
-	if err != nil {
-		return nil, fmt.Errorf("reading ACME directory %s: %w", i.cfg.DirectoryURL, err)
-	}
-	if i.cfg.UserAgent != "" {
-		req.Header.Set("User-Agent", i.cfg.UserAgent)
-	}
-	resp, err := i.httpClient().Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("reading ACME directory %s: %w", i.cfg.DirectoryURL, err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if err != nil {
-		return nil, fmt.Errorf("reading ACME directory %s: %w", i.cfg.DirectoryURL, err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("reading ACME directory %s: status %d", i.cfg.DirectoryURL, resp.StatusCode)
-	}
-	var dir acme.Directory
-	if err := json.Unmarshal(body, &dir); err != nil {
-		return nil, fmt.Errorf("decoding ACME directory %s: %w", i.cfg.DirectoryURL, err)
-	}
-	out := make(map[string]string, len(dir.Meta.Profiles))
-	for name, desc := range dir.Meta.Profiles {
-		out[name] = desc
-	}
-	return out, nil
-}
-
-// Revoke revokes the certificate (DER) with an RFC 5280 reason code, signed
-// by the account key (RFC 8555 section 7.6). It returns when the CA answered;
-// a refusal is a *ProblemError with the CA's words.
-func (i *Issuer) Revoke(ctx context.Context, certDER []byte, reason int) error {
-	if len(certDER) == 0 {
-		return errors.New("revoking certificate: no certificate given")
-	}
-	if reason < 0 || reason > 10 || reason == 7 {
-		return fmt.Errorf("revoking certificate: invalid reason code %d", reason)
-	}
-	r := uint(reason)
-	msg := acme.RevokeCertMessage{
-		Certificate: base64.RawURLEncoding.EncodeToString(certDER),
-		Reason:      &r,
-	}
-	_, err := i.withAccount(ctx, func(s *session) error {
-		return s.core.Certificates.Revoke(ctx, msg)
-	})
-	if err != nil {
-		if _, ok := errors.AsType[*ProblemError](err); ok {
-			return err
-		}
-		return fail("", "revoking certificate", err)
-	}
-	i.log.InfoContext(ctx, "revoked certificate", "reason", reason)
-	return nil
 }

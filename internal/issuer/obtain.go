@@ -12,8 +12,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"maps"
-	"slices"
 	"strings"
 	"sync"
 
@@ -98,7 +96,7 @@ func (i *Issuer) Obtain(ctx context.Context, req Request, solver Solver, progres
 	}
 
 	progress(ctx, operation.StepFinalizing)
-	cert, err := i.finalize(ctx, sess.core, order, req.Names, key)
+	cert, err := i.finalize(ctx, sess.core, order, req.Names, key, req.PreferredChain)
 	if err != nil {
 		return nil, err
 	}
@@ -107,21 +105,14 @@ func (i *Issuer) Obtain(ctx context.Context, req Request, solver Solver, progres
 	return cert, nil
 }
 
-// checkProfile fails when a profile is asked for, the directory lists
-// profiles, and the asked one is not among them.
+// checkProfile fails with a *ProblemError wrapping a *ProfileError when a
+// profile is asked for, the directory lists profiles, and the asked one is
+// not among them.
 func checkProfile(dir acme.Directory, profile string) error {
-	if profile == "" || len(dir.Meta.Profiles) == 0 {
-		return nil
+	if err := CheckProfile(dir, profile); err != nil {
+		return &ProblemError{Step: operation.StepOrdering, Op: "choosing ACME profile", Err: err}
 	}
-	if _, ok := dir.Meta.Profiles[profile]; ok {
-		return nil
-	}
-	offered := slices.Sorted(maps.Keys(dir.Meta.Profiles))
-	return &ProblemError{
-		Step: operation.StepOrdering,
-		Op:   "choosing ACME profile",
-		Err:  fmt.Errorf("the CA does not offer profile %q; it offers %s", profile, strings.Join(offered, ", ")),
-	}
+	return nil
 }
 
 // pendingChallenges fetches every authorization of the order concurrently
@@ -320,7 +311,7 @@ func (i *Issuer) validate(ctx context.Context, core *api.Core, p pendingChalleng
 
 // finalize sends the CSR, polls the order until the certificate is issued
 // and downloads it.
-func (i *Issuer) finalize(ctx context.Context, core *api.Core, order acme.ExtendedOrder, names []string, key crypto.Signer) (*Certificate, error) {
+func (i *Issuer) finalize(ctx context.Context, core *api.Core, order acme.ExtendedOrder, names []string, key crypto.Signer, preferredChain string) (*Certificate, error) {
 	const step = operation.StepFinalizing
 	csr, err := newCSR(names, key)
 	if err != nil {
@@ -356,11 +347,11 @@ func (i *Issuer) finalize(ctx context.Context, core *api.Core, order acme.Extend
 		return nil, &ProblemError{Step: step, Op: "finalizing order " + order.Location,
 			Err: errors.New("the order is valid but has no certificate URL")}
 	}
-	raw, err := core.Certificates.Get(ctx, cur.Certificate, true)
+	raw, err := i.download(ctx, core, cur.Certificate, preferredChain)
 	if err != nil {
-		return nil, fail(step, "downloading certificate "+cur.Certificate, err)
+		return nil, err
 	}
-	cert, err := assemble(raw.Cert, key)
+	cert, err := assemble(raw, key)
 	if err != nil {
 		return nil, &ProblemError{Step: step, Op: "reading certificate " + cur.Certificate, Err: err}
 	}

@@ -84,6 +84,10 @@ type Request struct {
 	Key crypto.Signer
 	// Profile is the ACME profile; empty means the issuer's default.
 	Profile string
+	// PreferredChain is the common name of the top issuer of the chain to
+	// download when the CA offers alternate chains (RFC 8555 section
+	// 7.4.2); empty, or no chain matching, means the CA's default chain.
+	PreferredChain string
 }
 
 // Certificate is an issued certificate.

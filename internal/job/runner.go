@@ -19,11 +19,14 @@ import (
 	"github.com/certkeeper/certkeeper/internal/vault"
 )
 
-// Issuer is the ACME flow the runner drives.
-type Issuer interface {
-	Obtain(ctx context.Context, req issuer.Request, solver issuer.Solver, progress issuer.Progress) (*issuer.Certificate, error)
-	// DirectoryURL is the CA the certificates come from.
-	DirectoryURL() string
+// CAs are the certificate authorities the runner obtains from (see
+// failover.go).
+type CAs interface {
+	// Candidates returns the CAs to try, in order, for a certificate that
+	// names names; none means the default CAs.
+	Candidates(names []string) ([]*issuer.Issuer, error)
+	// ForVersion returns the CA that issued a stored version.
+	ForVersion(caName, directoryURL string) (*issuer.Issuer, error)
 }
 
 // Solvers gives the DNS-01 solver for a certificate's provider and alias.
@@ -48,7 +51,7 @@ type Observer interface {
 // for concurrent use; each operation runs in one goroutine at a time.
 type Runner struct {
 	store    *store.Store
-	issuer   Issuer
+	cas      CAs
 	solvers  Solvers
 	vault    Vault
 	logger   *slog.Logger
@@ -62,8 +65,10 @@ type Runner struct {
 func (r *Runner) Observe(o Observer) { r.observer = o }
 
 // NewRunner returns a Runner.
-func NewRunner(st *store.Store, iss Issuer, solvers Solvers, v Vault, logger *slog.Logger) *Runner {
-	return &Runner{store: st, issuer: iss, solvers: solvers, vault: v, logger: logger.With("component", "runner")}
+// When solvers also implements CAAChecker, the CAA records are checked
+// against each CA before it is asked.
+func NewRunner(st *store.Store, cas CAs, solvers Solvers, v Vault, logger *slog.Logger) *Runner {
+	return &Runner{store: st, cas: cas, solvers: solvers, vault: v, logger: logger.With("component", "runner")}
 }
 
 // writeTimeout bounds the database writes that record an operation's state,
@@ -109,14 +114,17 @@ func (r *Runner) Run(ctx context.Context, id string) error {
 	// A previous attempt may have stored the version and died before it
 	// recorded success: the version id is the operation id.
 	if _, err := r.store.VersionByID(ctx, id); err == nil {
+		if failed, err := r.revokeReplaced(ctx, t); failed || err != nil {
+			return err
+		}
 		return r.deliverAndSucceed(ctx, t, id, spec)
 	}
 
 	req := issuer.Request{
 		Names: spec.DNSNames, KeyType: spec.KeyType, KeySize: spec.KeySize, Curve: spec.KeyCurveName,
-		Profile: spec.Profile,
+		Profile: spec.Profile, PreferredChain: spec.PreferredChain,
 	}
-	if spec.ReuseKey {
+	if spec.ReuseKey && op.Kind != operation.KindReplace { // a replacement always gets a new key
 		if prev, err := r.vault.Latest(ctx, spec.Name); err == nil {
 			key, err := issuer.ParseKeyPEM(prev.KeyPEM)
 			if err != nil {
@@ -128,7 +136,7 @@ func (r *Runner) Run(ctx context.Context, id string) error {
 		}
 	}
 
-	cert, err := r.issuer.Obtain(ctx, req, solver, t.enter)
+	cert, ca, err := r.obtain(ctx, spec, req, solver, t)
 	if err != nil {
 		if ctx.Err() != nil && !errors.Is(ctx.Err(), context.DeadlineExceeded) {
 			// Shutting down: leave the operation running; the job is worked
@@ -143,18 +151,21 @@ func (r *Runner) Run(ctx context.Context, id string) error {
 	}
 
 	t.enter(ctx, operation.StepStoring)
-	v := versionOf(id, spec, r.issuer.DirectoryURL(), cert)
+	v := versionOf(id, spec, ca.Name(), ca.DirectoryURL(), cert)
 	if err := r.vault.Put(ctx, v); err != nil && !errors.Is(err, vault.ErrExists) {
 		return t.fail(ctx, operation.StepStoring, err)
 	}
-	logger.InfoContext(ctx, "certificate issued", "serial", v.Serial, "not_after", v.NotAfter)
+	logger.InfoContext(ctx, "certificate issued", "serial", v.Serial, "not_after", v.NotAfter, "ca", ca.Name())
+	if failed, err := r.revokeReplaced(ctx, t); failed || err != nil {
+		return err
+	}
 	return r.deliverAndSucceed(ctx, t, id, spec)
 }
 
-func versionOf(id string, spec certificate.Spec, endpoint string, c *issuer.Certificate) vault.Version {
+func versionOf(id string, spec certificate.Spec, caName, endpoint string, c *issuer.Certificate) vault.Version {
 	sum := sha1.Sum(c.Leaf.Raw) //nolint:gosec // see import
 	return vault.Version{
-		ID: id, Name: spec.Name, Spec: spec, ACMEEndpoint: endpoint,
+		ID: id, Name: spec.Name, Spec: spec, ACMEEndpoint: endpoint, CA: caName,
 		Serial:     c.Leaf.SerialNumber.Text(16),
 		Thumbprint: strings.ToUpper(hex.EncodeToString(sum[:])),
 		NotBefore:  c.Leaf.NotBefore.UTC(), NotAfter: c.Leaf.NotAfter.UTC(),
@@ -170,6 +181,8 @@ type tracker struct {
 	op       operation.Operation
 	logger   *slog.Logger
 	observer Observer
+	// ca is the name of the CA the steps now concern.
+	ca string
 }
 
 // done saves the operation's final state and tells the observer.
@@ -197,7 +210,7 @@ func (t *tracker) enter(ctx context.Context, step operation.Step) {
 	if n := len(t.op.Steps); n > 0 && t.op.Steps[n-1].FinishedAt == nil {
 		t.op.Steps[n-1].FinishedAt = &now
 	}
-	t.op.Steps = append(t.op.Steps, operation.StepRecord{Name: step, StartedAt: now})
+	t.op.Steps = append(t.op.Steps, operation.StepRecord{Name: step, StartedAt: now, CA: t.ca})
 	t.logger.DebugContext(ctx, "operation step", "step", step)
 	if err := t.save(ctx); err != nil {
 		t.logger.WarnContext(ctx, "recording operation step", "step", step, "error", err)

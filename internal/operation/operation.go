@@ -17,6 +17,9 @@ type Kind string
 const (
 	KindIssue Kind = "issue"
 	KindRenew Kind = "renew"
+	// KindReplace issues a new version with a new key, then revokes the
+	// version it replaces.
+	KindReplace Kind = "replace"
 )
 
 // Status is where an operation is in its life.
@@ -47,6 +50,15 @@ const (
 	StepFinalizing  Step = "finalizing"
 	StepStoring     Step = "storing"
 	StepCleaningUp  Step = "removing DNS records"
+	// StepCAA checks the names' CAA records (RFC 8659) against the CA about
+	// to be asked.
+	StepCAA Step = "checking CAA"
+	// StepFailover records that a CA failed in a way another CA could fix
+	// and that the next CA is tried; its record carries the CA given up
+	// and why.
+	StepFailover Step = "trying the next CA"
+	// StepRevoking revokes the version a replace operation replaced.
+	StepRevoking Step = "revoking the replaced version"
 )
 
 // StepRecord is one step an operation passed through.
@@ -55,6 +67,9 @@ type StepRecord struct {
 	StartedAt  time.Time  `json:"startedAt"`
 	FinishedAt *time.Time `json:"finishedAt,omitempty"`
 	Error      string     `json:"error,omitempty"`
+	// CA is the name of the certificate authority the step was done with,
+	// when it concerns one.
+	CA string `json:"ca,omitempty"`
 }
 
 // Operation is one asynchronous issue or renew request.

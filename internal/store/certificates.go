@@ -18,6 +18,7 @@ type Version struct {
 	Name         string
 	Spec         certificate.Spec
 	ACMEEndpoint string
+	CAName       string // the configured name of the issuing CA
 	Serial       string
 	Thumbprint   string
 	NotBefore    time.Time
@@ -57,10 +58,10 @@ func (s *Store) InsertVersion(ctx context.Context, v Version) error {
 		}
 		if _, err := tx.ExecContext(ctx, `INSERT INTO certificate_versions
 			(id, certificate_name, spec, acme_endpoint, serial, thumbprint, not_before, not_after,
-			 cert_pem, chain_pem, key_sealed, cert_url, created_at, revoked_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`,
+			 cert_pem, chain_pem, key_sealed, cert_url, created_at, revoked_at, ca_name)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)`,
 			v.ID, v.Name, string(spec), v.ACMEEndpoint, v.Serial, v.Thumbprint, micros(v.NotBefore),
-			micros(v.NotAfter), v.CertPEM, v.ChainPEM, v.KeySealed, v.CertURL, now, micros(v.RevokedAt)); err != nil {
+			micros(v.NotAfter), v.CertPEM, v.ChainPEM, v.KeySealed, v.CertURL, now, micros(v.RevokedAt), v.CAName); err != nil {
 			return fmt.Errorf("writing version %s of %s: %w", v.ID, v.Name, err)
 		}
 		return nil
@@ -71,7 +72,7 @@ func (s *Store) InsertVersion(ctx context.Context, v Version) error {
 var ErrExists = errors.New("already exists")
 
 const versionColumns = `id, certificate_name, spec, acme_endpoint, serial, thumbprint, not_before, not_after,
-	cert_pem, chain_pem, key_sealed, cert_url, created_at, revoked_at`
+	cert_pem, chain_pem, key_sealed, cert_url, created_at, revoked_at, ca_name`
 
 func scanVersion(row interface{ Scan(...any) error }) (Version, error) {
 	var (
@@ -80,7 +81,7 @@ func scanVersion(row interface{ Scan(...any) error }) (Version, error) {
 		notBefore, notAfter, created, revoked int64
 	)
 	if err := row.Scan(&v.ID, &v.Name, &spec, &v.ACMEEndpoint, &v.Serial, &v.Thumbprint, &notBefore, &notAfter,
-		&v.CertPEM, &v.ChainPEM, &v.KeySealed, &v.CertURL, &created, &revoked); err != nil {
+		&v.CertPEM, &v.ChainPEM, &v.KeySealed, &v.CertURL, &created, &revoked, &v.CAName); err != nil {
 		return v, err
 	}
 	if err := json.Unmarshal([]byte(spec), &v.Spec); err != nil {

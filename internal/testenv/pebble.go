@@ -41,6 +41,17 @@ type PebbleOptions struct {
 	RetryAfterOrder int
 	// EnvExtra is added to Pebble's environment (KEY=value).
 	EnvExtra []string
+	// ExternalAccountBindingRequired makes Pebble refuse accounts without an
+	// External Account Binding; ExternalAccountMACKeys are the key ids and
+	// their base64url MAC keys it accepts.
+	ExternalAccountBindingRequired bool
+	ExternalAccountMACKeys         map[string]string
+	// CAAIdentities is the directory's meta.caaIdentities; empty means
+	// Pebble's default, pebble.letsencrypt.org.
+	CAAIdentities []string
+	// AlternateRoots is PEBBLE_ALTERNATE_ROOTS: how many extra root chains
+	// Pebble offers as alternate chains of every certificate.
+	AlternateRoots int
 }
 
 // Pebble is a running Pebble ACME CA. Its methods are safe for concurrent use.
@@ -78,6 +89,10 @@ type pebbleConfig struct {
 		KeyAlgorithm            string                   `json:"keyAlgorithm"`
 		RetryAfter              pebbleRetryAfter         `json:"retryAfter"`
 		Profiles                map[string]pebbleProfile `json:"profiles"`
+
+		ExternalAccountBindingRequired bool              `json:"externalAccountBindingRequired"`
+		ExternalAccountMACKeys         map[string]string `json:"externalAccountMACKeys,omitempty"`
+		CAAIdentities                  []string          `json:"caaIdentities,omitempty"`
 	} `json:"pebble"`
 }
 
@@ -124,6 +139,9 @@ func StartPebble(t testing.TB, opts PebbleOptions) *Pebble {
 		"PEBBLE_AUTHZREUSE=0",
 		"PEBBLE_WFE_NONCEREJECT="+strconv.Itoa(opts.NonceRejectPercent),
 	)
+	if opts.AlternateRoots > 0 {
+		p.env = append(p.env, "PEBBLE_ALTERNATE_ROOTS="+strconv.Itoa(opts.AlternateRoots))
+	}
 	p.env = append(p.env, opts.EnvExtra...)
 
 	var startErr error
@@ -138,6 +156,9 @@ func StartPebble(t testing.TB, opts PebbleOptions) *Pebble {
 		cfg.Pebble.DomainBlocklist = opts.BlockedDomains
 		cfg.Pebble.KeyAlgorithm = "ecdsa"
 		cfg.Pebble.RetryAfter = pebbleRetryAfter{Authz: opts.RetryAfterAuthz, Order: opts.RetryAfterOrder}
+		cfg.Pebble.ExternalAccountBindingRequired = opts.ExternalAccountBindingRequired
+		cfg.Pebble.ExternalAccountMACKeys = opts.ExternalAccountMACKeys
+		cfg.Pebble.CAAIdentities = opts.CAAIdentities
 		cfg.Pebble.Profiles = map[string]pebbleProfile{
 			"default":    {Description: "The profile you know and love", ValidityPeriod: 7776000, PromoteCommonName: true},
 			"shortlived": {Description: "A short-lived cert profile, without actual enforcement", ValidityPeriod: 518400, PromoteCommonName: true},
@@ -283,15 +304,45 @@ func (p *Pebble) HTTPClient() *http.Client {
 
 // IssuerRoots returns the PEM of the root that signs issued certificates
 // (management /roots/0).
-func (p *Pebble) IssuerRoots(ctx context.Context) ([]byte, error) {
-	body, status, err := p.manage(ctx, "/roots/0")
+func (p *Pebble) IssuerRoots(ctx context.Context) ([]byte, error) { return p.Root(ctx, 0) }
+
+// Root returns the PEM of root n (management /roots/n): 0 is the default
+// chain's root, 1 and up the alternate chains' roots.
+func (p *Pebble) Root(ctx context.Context, n int) ([]byte, error) {
+	body, status, err := p.manage(ctx, "/roots/"+strconv.Itoa(n))
 	if err != nil {
-		return nil, fmt.Errorf("getting pebble roots: %w", err)
+		return nil, fmt.Errorf("getting pebble root %d: %w", n, err)
 	}
 	if status != http.StatusOK {
-		return nil, fmt.Errorf("getting pebble roots: status %d: %s", status, body)
+		return nil, fmt.Errorf("getting pebble root %d: status %d: %s", n, status, body)
 	}
 	return body, nil
+}
+
+// Revocation is what Pebble's management interface says of a certificate.
+type Revocation struct {
+	// Status is "Valid" or "Revoked".
+	Status string
+	// Reason is the RFC 5280 reason code it was revoked with; nil when none
+	// was given or it is valid.
+	Reason *int
+}
+
+// CertRevocation returns the status and revocation reason Pebble holds for
+// the certificate with the hexadecimal serial.
+func (p *Pebble) CertRevocation(ctx context.Context, serialHex string) (Revocation, error) {
+	body, status, err := p.manage(ctx, "/cert-status-by-serial/"+serialHex)
+	if err != nil {
+		return Revocation{}, fmt.Errorf("getting status of certificate %s: %w", serialHex, err)
+	}
+	if status != http.StatusOK {
+		return Revocation{}, fmt.Errorf("getting status of certificate %s: status %d", serialHex, status)
+	}
+	var out Revocation
+	if err := json.Unmarshal(body, &out); err != nil {
+		return Revocation{}, fmt.Errorf("decoding status of certificate %s: %w", serialHex, err)
+	}
+	return out, nil
 }
 
 // CertStatus returns the status Pebble holds for the certificate with the

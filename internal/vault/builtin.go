@@ -33,7 +33,7 @@ func (b *Builtin) Put(ctx context.Context, v Version) error {
 		return fmt.Errorf("sealing private key of %s: %w", v.Name, err)
 	}
 	row := store.Version{
-		ID: v.ID, Name: v.Name, Spec: v.Spec, ACMEEndpoint: v.ACMEEndpoint, Serial: v.Serial,
+		ID: v.ID, Name: v.Name, Spec: v.Spec, ACMEEndpoint: v.ACMEEndpoint, CAName: v.CA, Serial: v.Serial,
 		Thumbprint: v.Thumbprint, NotBefore: v.NotBefore, NotAfter: v.NotAfter,
 		CertPEM: string(v.CertPEM), ChainPEM: string(v.ChainPEM), KeySealed: sealed, CertURL: v.CertURL,
 		CreatedAt: v.CreatedAt,
@@ -111,7 +111,7 @@ func (b *Builtin) MarkRevoked(ctx context.Context, versionID string, at time.Tim
 
 func fromRow(r store.Version) Version {
 	v := Version{
-		ID: r.ID, Name: r.Name, Spec: r.Spec, ACMEEndpoint: r.ACMEEndpoint, Serial: r.Serial,
+		ID: r.ID, Name: r.Name, Spec: r.Spec, ACMEEndpoint: r.ACMEEndpoint, CA: r.CAName, Serial: r.Serial,
 		Thumbprint: r.Thumbprint, NotBefore: r.NotBefore, NotAfter: r.NotAfter,
 		CertPEM: []byte(r.CertPEM), ChainPEM: []byte(r.ChainPEM), CertURL: r.CertURL, CreatedAt: r.CreatedAt,
 	}

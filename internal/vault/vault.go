@@ -25,6 +25,9 @@ type Version struct {
 	Spec certificate.Spec
 	// ACMEEndpoint is the directory URL of the CA that issued it.
 	ACMEEndpoint string
+	// CA is the configured name of the CA that issued it; empty for
+	// versions stored before CAs had names.
+	CA string
 	// Serial is the certificate serial number in lowercase hex.
 	Serial string
 	// Thumbprint is the SHA-1 of the DER certificate in uppercase hex.
