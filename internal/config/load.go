@@ -67,6 +67,7 @@ func defaults() Config {
 		DNS:     DNS{PropagationTimeout: DefaultPropagationTimeout},
 		Jobs:    Jobs{Workers: DefaultWorkers, Timeout: DefaultJobTimeout},
 		Log:     Log{Level: DefaultLogLevel, Format: DefaultLogFormat},
+		Renewal: defaultRenewal(),
 	}
 }
 
@@ -210,6 +211,7 @@ func (c *Config) readSecretFiles() []error {
 		k := &c.Auth.APIKeys[i]
 		read(fmt.Sprintf("auth.apiKeys[%d].key", i), &k.Key, k.KeyFile)
 	}
+	c.Webhook.readFiles(read)
 	return problems
 }
 

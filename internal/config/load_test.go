@@ -62,6 +62,8 @@ func TestLoadExample(t *testing.T) {
 		},
 		Jobs: Jobs{Workers: 20, Timeout: 15 * time.Minute, RescueAfter: 16 * time.Minute},
 		Log:  Log{Level: "info", Format: "text"},
+		// issue 5
+		Renewal: defaultRenewal(),
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("Load() mismatch (-want +got):\n%s", diff)
@@ -78,6 +80,7 @@ func TestDefault(t *testing.T) {
 		DNS:           DNS{PropagationTimeout: 5 * time.Minute},
 		Jobs:          Jobs{Workers: 20, Timeout: 15 * time.Minute, RescueAfter: 16 * time.Minute},
 		Log:           Log{Level: "info", Format: "text"},
+		Renewal:       defaultRenewal(), // issue 5
 	}
 	if diff := cmp.Diff(want, Default()); diff != "" {
 		t.Errorf("Default() mismatch (-want +got):\n%s", diff)

@@ -32,6 +32,9 @@ type Config struct {
 	Auth          Auth          `yaml:"auth"`
 	Jobs          Jobs          `yaml:"jobs"`
 	Log           Log           `yaml:"log"`
+	// Renewal and Webhook are automatic renewal and its notifications (issue 5).
+	Renewal Renewal  `yaml:"renewal"`
+	Webhook Webhooks `yaml:"webhook"`
 }
 
 // ACME is the certificate authority.

@@ -90,6 +90,8 @@ func (c *Config) problems() problems {
 	c.Auth.validate(&p)
 	c.Jobs.validate(&p)
 	c.Log.validate(&p)
+	c.Renewal.validate(&p)
+	c.Webhook.validate(&p)
 	return p
 }
 
