@@ -193,7 +193,7 @@ func (i *Issuer) register(ctx context.Context) (*session, error) {
 		}
 		contacts = append(contacts, c)
 	}
-	ext, err := core.Accounts.New(ctx, acme.Account{Contact: contacts, TermsOfServiceAgreed: true})
+	ext, err := core.Accounts.New(WithEndpoint(ctx, EndpointNewAccount), acme.Account{Contact: contacts, TermsOfServiceAgreed: true})
 	if err != nil {
 		return nil, fail("", "registering ACME account at "+i.cfg.DirectoryURL, err)
 	}
@@ -230,7 +230,7 @@ func (i *Issuer) withAccount(ctx context.Context, do func(*session) error) (*ses
 // description; draft-ietf-acme-profiles). A CA without profiles returns an
 // empty map.
 func (i *Issuer) Profiles(ctx context.Context) (map[string]string, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, i.cfg.DirectoryURL, nil)
+	req, err := http.NewRequestWithContext(WithEndpoint(ctx, EndpointDirectory), http.MethodGet, i.cfg.DirectoryURL, nil)
 	if err != nil {
 		return nil, fmt.Errorf("reading ACME directory %s: %w", i.cfg.DirectoryURL, err)
 	}
@@ -276,7 +276,7 @@ func (i *Issuer) Revoke(ctx context.Context, certDER []byte, reason int) error {
 		Reason:      &r,
 	}
 	_, err := i.withAccount(ctx, func(s *session) error {
-		return s.core.Certificates.Revoke(ctx, msg)
+		return s.core.Certificates.Revoke(WithEndpoint(ctx, EndpointRevokeCert), msg)
 	})
 	if err != nil {
 		if _, ok := errors.AsType[*ProblemError](err); ok {
