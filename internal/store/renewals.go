@@ -31,8 +31,10 @@ type Renewal struct {
 	ARINextAt time.Time
 	Status    string
 	Message   string
-	// Failures counts consecutive failed renewals.
+	// Failures counts consecutive failed renewals; RetryAt is when the
+	// next attempt may start.
 	Failures int
+	RetryAt  time.Time
 	// OperationID is the renewal operation in flight, if any.
 	OperationID   string
 	LastCheckedAt time.Time
@@ -47,19 +49,20 @@ type Renewal struct {
 var ErrConflict = errors.New("changed concurrently")
 
 const renewalColumns = `certificate_name, version_id, next_check_at, renew_at, source, window_start, window_end,
-	explanation_url, ari_next_at, status, message, failures, operation_id, last_checked_at, expiring_notified, updated_at`
+	explanation_url, ari_next_at, status, message, failures, retry_at, operation_id, last_checked_at, expiring_notified, updated_at`
 
 func scanRenewal(row interface{ Scan(...any) error }) (Renewal, error) {
 	var (
 		r                                                      Renewal
-		next, renewAt, ws, we, ariNext, lastChecked, failures int64
+		next, renewAt, ws, we, ariNext, lastChecked, failures, retryAt int64
 	)
 	if err := row.Scan(&r.CertificateName, &r.VersionID, &next, &renewAt, &r.Source, &ws, &we, &r.ExplanationURL,
-		&ariNext, &r.Status, &r.Message, &failures, &r.OperationID, &lastChecked, &r.ExpiringNotified, &r.UpdatedAt); err != nil {
+		&ariNext, &r.Status, &r.Message, &failures, &retryAt, &r.OperationID, &lastChecked, &r.ExpiringNotified, &r.UpdatedAt); err != nil {
 		return r, err
 	}
 	r.NextCheckAt, r.RenewAt, r.WindowStart, r.WindowEnd = fromMicros(next), fromMicros(renewAt), fromMicros(ws), fromMicros(we)
 	r.ARINextAt, r.LastCheckedAt, r.Failures = fromMicros(ariNext), fromMicros(lastChecked), int(failures)
+	r.RetryAt = fromMicros(retryAt)
 	return r, nil
 }
 
@@ -189,7 +192,7 @@ func (s *Store) RenewalSucceeded(ctx context.Context, tx Querier, name, opID, ve
 		ON CONFLICT (certificate_name) DO UPDATE SET version_id = excluded.version_id,
 			next_check_at = excluded.next_check_at, renew_at = excluded.renew_at, source = excluded.source,
 			window_start = 0, window_end = 0, explanation_url = '', ari_next_at = 0,
-			status = excluded.status, message = excluded.message, failures = 0,
+			status = excluded.status, message = excluded.message, failures = 0, retry_at = 0,
 			operation_id = CASE WHEN renewals.operation_id = $8 THEN '' ELSE renewals.operation_id END,
 			updated_at = excluded.updated_at`,
 		name, versionID, micros(nextCheck), micros(renewAt), status, message, now, opID)
@@ -215,7 +218,7 @@ func (s *Store) RenewalFailed(ctx context.Context, tx Querier, name, opID string
 	}
 	failures++
 	at, status := nextCheck(int(failures))
-	if _, err := tx.ExecContext(ctx, `UPDATE renewals SET failures = $1, next_check_at = $2, status = $3,
+	if _, err := tx.ExecContext(ctx, `UPDATE renewals SET failures = $1, next_check_at = $2, retry_at = $2, status = $3,
 		message = $4, operation_id = '', updated_at = $5 WHERE certificate_name = $6 AND operation_id = $7`,
 		failures, micros(at), status, message, nextUpdate(0), name, opID); err != nil {
 		return 0, fmt.Errorf("recording the failed renewal of %s: %w", name, err)

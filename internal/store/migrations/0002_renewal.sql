@@ -18,6 +18,7 @@ CREATE TABLE renewals (
     status            TEXT NOT NULL DEFAULT 'scheduled',
     message           TEXT NOT NULL DEFAULT '',
     failures          BIGINT NOT NULL DEFAULT 0,  -- consecutive failed renewals
+    retry_at          BIGINT NOT NULL DEFAULT 0,  -- no renewal attempt before this (backoff)
     operation_id      TEXT NOT NULL DEFAULT '',   -- the renewal in flight
     last_checked_at   BIGINT NOT NULL DEFAULT 0,
     expiring_notified TEXT NOT NULL DEFAULT '',   -- the version the expiring event was sent for
