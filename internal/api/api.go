@@ -94,6 +94,8 @@ func New(opts Options) http.Handler {
 	s.mux.Handle("POST /api/certificates", s.protected(auth.RoleIssue, s.issue))
 	s.mux.Handle("POST /api/certificates/{certificateName}/renew", s.protected(auth.RoleIssue, s.renew))
 	s.mux.Handle("POST /api/certificates/{certificateName}/revoke", s.protected(auth.RoleRevoke, s.revoke))
+	// Issue 5: automatic renewal schedules (Acmebot v5's GET /api/renewals).
+	s.mux.Handle("GET /api/renewals", s.protected(auth.RoleReader, s.renewals))
 	return http.HandlerFunc(s.serveHTTP)
 }
 

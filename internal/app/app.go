@@ -14,6 +14,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/certkeeper/certkeeper/internal/api"
@@ -22,6 +23,9 @@ import (
 	"github.com/certkeeper/certkeeper/internal/dns"
 	"github.com/certkeeper/certkeeper/internal/issuer"
 	"github.com/certkeeper/certkeeper/internal/job"
+	"github.com/certkeeper/certkeeper/internal/metrics"
+	"github.com/certkeeper/certkeeper/internal/notify"
+	"github.com/certkeeper/certkeeper/internal/renewal"
 	"github.com/certkeeper/certkeeper/internal/secret"
 	"github.com/certkeeper/certkeeper/internal/store"
 	"github.com/certkeeper/certkeeper/internal/vault"
@@ -55,6 +59,13 @@ type App struct {
 	profilesMu sync.Mutex
 	profiles   map[string]string
 	profilesAt time.Time
+
+	// Issue 5: renewal, webhooks, metrics, readiness.
+	metrics      *metrics.Metrics
+	notifier     *notify.Notifier
+	scheduler    *renewal.Scheduler
+	policy       renewal.Policy
+	queueRunning atomic.Bool
 }
 
 // New opens the database (migrating it), builds every part and binds the
@@ -104,6 +115,8 @@ func New(ctx context.Context, opts Options) (*App, error) {
 	if err != nil {
 		return nil, err
 	}
+	a.observability(cfg)
+	httpClient.Transport = a.metrics.Transport(httpClient.Transport)
 	a.issuer = issuer.New(issuer.Config{
 		DirectoryURL:   cfg.ACME.Endpoint,
 		Contacts:       cfg.ACME.Contacts,
@@ -113,16 +126,18 @@ func New(ctx context.Context, opts Options) (*App, error) {
 		Logger:         logger,
 	}, &accountStore{store: st, key: opts.MasterKey})
 
-	runner := job.NewRunner(st, a.issuer, a.dns, a.vault, logger)
-	a.queue, err = job.New(ctx, job.Options{
+	runner := job.NewRunner(st, a.issuer, a.metrics.Solvers(a.dns), a.vault, logger)
+	jobOpts := job.Options{
 		Store: st, Runner: runner, Workers: cfg.Jobs.Workers,
 		Timeout: cfg.Jobs.Timeout, RescueAfter: cfg.Jobs.RescueAfter, Logger: logger,
-	})
+	}
+	a.renewalJobs(cfg, runner, &jobOpts)
+	a.queue, err = job.New(ctx, jobOpts)
 	if err != nil {
 		return nil, err
 	}
 
-	a.handler = api.New(api.Options{Backend: a, Auth: keys, PublicURL: cfg.PublicURL, Logger: logger})
+	a.handler = a.withHealth(api.New(api.Options{Backend: a, Auth: keys, PublicURL: cfg.PublicURL, Logger: logger}))
 	a.listener, err = net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return nil, fmt.Errorf("listening on %s: %w", cfg.Listen, err)
@@ -150,6 +165,7 @@ func (a *App) Run(ctx context.Context) error {
 	if err := a.queue.Start(ctx); err != nil {
 		return err
 	}
+	a.queueRunning.Store(true)
 	srv := &http.Server{
 		Handler:           a.handler,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -171,6 +187,7 @@ func (a *App) Run(ctx context.Context) error {
 		runErr = fmt.Errorf("serving HTTP: %w", err)
 	}
 	a.logger.Info("stopping")
+	a.queueRunning.Store(false)
 	stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownGrace)
 	defer cancel()
 	if err := srv.Shutdown(stopCtx); err != nil && !errors.Is(err, http.ErrServerClosed) {

@@ -105,16 +105,11 @@ func (a *App) offeredProfiles(ctx context.Context) (map[string]string, error) {
 }
 
 // Renew implements api.Backend: the certificate is issued again with its
-// stored spec.
+// stored spec. While a renewal of it (manual or automatic) is pending or
+// running, that renewal's operation id is returned and nothing is started.
 func (a *App) Renew(ctx context.Context, name string) (string, error) {
-	v, err := a.store.LatestVersion(ctx, name)
-	if errors.Is(err, store.ErrNotFound) {
-		return "", vault.ErrNotFound
-	}
-	if err != nil {
-		return "", err
-	}
-	return a.queue.Enqueue(ctx, operation.KindRenew, v.Spec)
+	id, _, err := a.StartRenewal(ctx, name)
+	return id, err
 }
 
 // Revoke implements api.Backend.
@@ -137,6 +132,7 @@ func (a *App) Revoke(ctx context.Context, name string, reason int) error {
 		return fmt.Errorf("recording the revocation of %s: %w", name, err)
 	}
 	a.logger.InfoContext(ctx, "certificate revoked", "certificate", name, "serial", v.Serial, "reason", reason)
+	a.revoked(ctx, v)
 	return nil
 }
 
