@@ -53,7 +53,7 @@ const renewalColumns = `certificate_name, version_id, next_check_at, renew_at, s
 
 func scanRenewal(row interface{ Scan(...any) error }) (Renewal, error) {
 	var (
-		r                                                      Renewal
+		r                                                              Renewal
 		next, renewAt, ws, we, ariNext, lastChecked, failures, retryAt int64
 	)
 	if err := row.Scan(&r.CertificateName, &r.VersionID, &next, &renewAt, &r.Source, &ws, &we, &r.ExplanationURL,
