@@ -27,13 +27,13 @@ func (s *Scheduler) Register(workers *river.Workers) {
 	river.AddWorker(workers, &scanWorker{s: s})
 }
 
-// PeriodicJob is the scan every CheckInterval, also right at start. River
-// inserts periodic jobs on the elected leader only, so with several
-// replicas one scan runs per interval.
+// PeriodicJob is the scan every CheckInterval, the first one interval
+// after start. River inserts periodic jobs on the elected leader only, so
+// with several replicas one scan runs per interval.
 func (s *Scheduler) PeriodicJob() *river.PeriodicJob {
 	return river.NewPeriodicJob(river.PeriodicInterval(s.opts.CheckInterval),
 		func() (river.JobArgs, *river.InsertOpts) { return ScanArgs{}, nil },
-		&river.PeriodicJobOpts{ID: "certkeeper_renewal_scan", RunOnStart: true})
+		&river.PeriodicJobOpts{ID: "certkeeper_renewal_scan"})
 }
 
 type scanWorker struct {
