@@ -42,7 +42,7 @@ func TestDetectPayloadType(t *testing.T) {
 		"https://example.webhook.office.com/webhookb2/x":                              config.PayloadGeneric,
 		"https://hooks.slack.com.evil.example/x":                                      config.PayloadGeneric,
 		"https://receiver.example.com/hook?next=https://hooks.slack.com/services/x/y": config.PayloadGeneric,
-		"::not a url":                                                                 config.PayloadGeneric,
+		"::not a url": config.PayloadGeneric,
 	}
 	for u, want := range tests {
 		if got := DetectPayloadType(u); got != want {

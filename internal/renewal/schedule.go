@@ -94,7 +94,8 @@ func (p Policy) Lifetime(notBefore, notAfter time.Time, seed string) time.Time {
 		before = min(time.Duration(days)*24*time.Hour, lifetime/2)
 	}
 	spread := min(lifetime/20, maxSpread)
-	return notAfter.Add(-before).Add(-time.Duration(fraction(seed, "lifetime") * float64(spread)))
+	at := notAfter.Add(-before).Add(-time.Duration(fraction(seed, "lifetime") * float64(spread)))
+	return at.Truncate(time.Microsecond) // the database's precision
 }
 
 // InWindow returns the moment to renew inside the CA's suggested window
@@ -104,7 +105,24 @@ func InWindow(start, end time.Time, seed string) time.Time {
 	if !end.After(start) {
 		return start
 	}
-	return start.Add(time.Duration(fraction(seed, "window") * float64(end.Sub(start))))
+	at := start.Add(time.Duration(fraction(seed, "window") * float64(end.Sub(start)))).Truncate(time.Microsecond)
+	if at.Before(start) { // the truncation to the database's microseconds
+		return start
+	}
+	return at
+}
+
+// ExpiringAt is when a certificate that is still not renewed is reported as
+// expiring: within the given time of its expiry, but never before half the
+// time between its planned renewal and its expiry has passed, so that a
+// short-lived certificate (whose whole life is within a week) is reported
+// only when its renewal is overdue.
+func ExpiringAt(renewAt, notAfter time.Time, within time.Duration) time.Time {
+	at := notAfter.Add(-within)
+	if grace := renewAt.Add(notAfter.Sub(renewAt) / 2); !renewAt.IsZero() && grace.After(at) {
+		at = grace
+	}
+	return at
 }
 
 // Latest caps a renewal moment chosen from the CA's window: however the CA

@@ -157,3 +157,21 @@ func TestEarliest(t *testing.T) {
 		t.Errorf("Earliest() = %v, want zero", got)
 	}
 }
+
+func TestExpiringAt(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name              string
+		renewAt, notAfter time.Time
+		want              time.Time
+	}{
+		{"90 days: a week before expiry", issued.Add(60 * day), issued.Add(90 * day), issued.Add(83 * day)},
+		{"6 days: half way from the planned renewal", issued.Add(3 * day), issued.Add(6 * day), issued.Add(4*day + 12*time.Hour)},
+		{"no plan: a week before expiry", time.Time{}, issued.Add(6 * day), issued.Add(-day)},
+	}
+	for _, tt := range tests {
+		if got := ExpiringAt(tt.renewAt, tt.notAfter, 7*day); !got.Equal(tt.want) {
+			t.Errorf("%s: ExpiringAt = %v, want %v", tt.name, got, tt.want)
+		}
+	}
+}

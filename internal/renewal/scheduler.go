@@ -176,7 +176,7 @@ func (s *Scheduler) check(ctx context.Context, r store.Renewal, slots *int, res 
 	var expiringAt time.Time
 	notify := false
 	if r.ExpiringNotified != v.ID {
-		expiringAt = v.NotAfter.Add(-s.opts.ExpiringWithin)
+		expiringAt = ExpiringAt(renewAt, v.NotAfter, s.opts.ExpiringWithin)
 		if !now.Before(expiringAt) {
 			notify, r.ExpiringNotified, expiringAt = true, v.ID, time.Time{}
 		}
