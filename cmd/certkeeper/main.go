@@ -30,7 +30,7 @@ Client commands (server from --server or CERTKEEPER_URL, key from --api-key or C
   certkeeper issue [flags] DNSNAME...      issue a certificate (--wait to follow it)
   certkeeper renew [--wait] NAME           renew a certificate with its stored settings
   certkeeper revoke [--reason R] NAME      revoke a certificate's newest version
-  certkeeper list                          list certificates
+  certkeeper list                          list certificates with their renewal state and next renewal
   certkeeper status OPERATION_ID           show an operation and its steps
   certkeeper get NAME --out DIR            write cert.pem, chain.pem, fullchain.pem, privkey.pem
 
