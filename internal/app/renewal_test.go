@@ -380,3 +380,90 @@ func sameStrings(v any, want []string) bool {
 	}
 	return true
 }
+
+// TestFailuresNotify checks the failure paths end to end: a refused
+// issuance sends the failed event (here in Slack's shape), a renewal that
+// fails is retried with backoff and shown as failed in /api/renewals, and a
+// revocation sends the revoked event.
+func TestFailuresNotify(t *testing.T) {
+	t.Parallel()
+	d := startDeps(t)
+	eachDatabase(t, func(t *testing.T, db string) {
+		hooks := newHookReceiver(t, 0)
+		slack := newHookReceiver(t, 0)
+		key, _, err := secret.NewKey()
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg := d.config(t, db)
+		cfg.Renewal.CheckInterval = time.Hour
+		cfg.Webhook = config.Webhooks{
+			{URL: secret.String(hooks.URL), PayloadType: config.PayloadGeneric},
+			{URL: secret.String(slack.URL), PayloadType: config.PayloadSlack, Events: []string{config.EventFailed}},
+		}
+		zone := "fail-" + db + ".example.test"
+		name := "fail-" + db + "-example-test"
+		base, stop := runService(t, cfg, key)
+		if status, body := issueAndWait(t, base, `{"dnsNames":["`+zone+`"],"keyType":"EC"}`); status != http.StatusOK {
+			t.Fatalf("issuance ended with %d: %s", status, body)
+		}
+		if status, _ := issueAndWait(t, base, `{"dnsNames":["www.`+db+`.blocked.test"]}`); status != http.StatusInternalServerError {
+			t.Fatalf("issuance of a blocked name ended with %d, want 500", status)
+		}
+		waitUntil(t, "the failed event in Slack's shape", func() bool {
+			slack.mu.Lock()
+			defer slack.mu.Unlock()
+			return len(slack.accepted) == 1
+		})
+		slack.mu.Lock()
+		msg := slack.accepted[0]
+		slack.mu.Unlock()
+		attachments, _ := msg["attachments"].([]any)
+		if msg["username"] != "Acmebot" || len(attachments) != 1 ||
+			attachments[0].(map[string]any)["text"] != "Failed to issue a new certificate." ||
+			attachments[0].(map[string]any)["color"] != "danger" {
+			t.Errorf("Slack payload = %v; want Acmebot's failed attachment", msg)
+		}
+		if got := len(hooks.events("failed")); got != 1 {
+			waitUntil(t, "the generic failed event", func() bool { return len(hooks.events("failed")) == 1 })
+		}
+		if ev := hooks.events("failed")[0]; !strings.Contains(ev["reason"].(string), "rejectedIdentifier") {
+			t.Errorf("failed payload = %v; want the CA's words as the reason", ev)
+		}
+		stop()
+
+		// The DNS server now refuses certkeeper's updates: the renewal fails.
+		cfg.DNS.Providers[0].RFC2136.TSIGSecret = secret.String("d3JvbmctdHNpZy1zZWNyZXQtZm9yLXRlc3Rpbmc=")
+		base, _ = runService(t, cfg, key)
+		if status, _ := waitFor(t, post(t, base+"/api/certificate/"+name+"/renew", "")); status != http.StatusInternalServerError {
+			t.Fatalf("renewal ended with %d, want 500", status)
+		}
+		item := renewalItem(t, base, name)
+		next, _ := time.Parse(time.RFC3339, item["nextCheck"].(string))
+		if item["statusKind"] != "failed" || item["failures"] != 1.0 || !strings.Contains(item["message"].(string), "presenting DNS records") ||
+			next.Before(time.Now().Add(4*time.Minute)) || next.After(time.Now().Add(6*time.Minute)) {
+			t.Errorf("renewal after a failure = %v; want failed once, retried in 5 minutes, naming the step", item)
+		}
+		waitUntil(t, "the failed event of the renewal", func() bool { return len(hooks.events("failed")) == 2 })
+
+		resp := do(t, http.MethodPost, base+"/api/certificate/"+name+"/revoke", "")
+		if resp.StatusCode != http.StatusOK {
+			b, _ := io.ReadAll(resp.Body)
+			t.Fatalf("revoke = %d: %s", resp.StatusCode, b)
+		}
+		waitUntil(t, "the revoked event", func() bool { return len(hooks.events("revoked")) == 1 })
+		if ev := hooks.events("revoked")[0]; ev["certificateName"] != name || ev["expirationDate"] == nil {
+			t.Errorf("revoked payload = %v", ev)
+		}
+		m := scrape(t, base)
+		if got := m[`certkeeper_operations_total{kind="renew",result="failed"}`]; got != 1 {
+			t.Errorf("failed renewals = %v, want 1", got)
+		}
+		if got := m[`certkeeper_dns_provider_errors_total{operation="present",provider="BIND"}`]; got != 1 {
+			t.Errorf("DNS present errors = %v, want 1", got)
+		}
+		if got := m[`certkeeper_certificate_ready{acme_endpoint="127.0.0.1",name="`+name+`",provider="BIND"}`]; got != 0 {
+			t.Errorf("a revoked certificate is ready = %v, want 0", got)
+		}
+	})
+}
