@@ -110,6 +110,8 @@ func (n *Notifier) Register(workers *river.Workers) {
 	river.AddWorker(workers, &worker{n: n})
 }
 
+var _ river.Worker[DeliveryArgs] = (*worker)(nil)
+
 // worker delivers one DeliveryArgs job.
 type worker struct {
 	river.WorkerDefaults[DeliveryArgs]

@@ -36,6 +36,8 @@ func (s *Scheduler) PeriodicJob() *river.PeriodicJob {
 		&river.PeriodicJobOpts{ID: "certkeeper_renewal_scan"})
 }
 
+var _ river.Worker[ScanArgs] = (*scanWorker)(nil)
+
 type scanWorker struct {
 	river.WorkerDefaults[ScanArgs]
 	s *Scheduler
