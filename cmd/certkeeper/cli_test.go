@@ -59,8 +59,14 @@ const listBody = `[{"id":"a","name":"www-example-test","dnsNames":["www.example.
 "expiresOn":"2099-01-01T00:00:00+00:00","keyType":"RSA","keySize":2048,"isExpired":false,"revoked":false},
 {"id":"b","name":"old","dnsNames":["old.example.test"],"dnsProviderName":"","expiresOn":"2001-01-01T00:00:00+00:00","isExpired":true,"revoked":true}]`
 
+const renewalsBody = `[{"certificateName":"www-example-test","status":"Scheduled","statusKind":"scheduled","message":"",
+"nextCheck":"2099-01-01T00:00:00+00:00","lastCheckedAt":null,"renewAt":"2098-12-01T00:00:00+00:00","source":"ari","failures":0},
+{"certificateName":"old","status":"Revoked","statusKind":"revoked","message":"","nextCheck":null,"lastCheckedAt":null,
+"renewAt":null,"source":"","failures":2}]`
+
 func TestListTable(t *testing.T) {
-	srv := fakeAPI(t, map[string]http.HandlerFunc{"GET /api/certificates": jsonHandler(200, listBody)})
+	srv := fakeAPI(t, map[string]http.HandlerFunc{"GET /api/certificates": jsonHandler(200, listBody),
+		"GET /api/renewals": jsonHandler(200, renewalsBody)})
 	out, errOut, code := runCLI(t, srv.URL, "list")
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errOut)
@@ -70,9 +76,9 @@ func TestListTable(t *testing.T) {
 		t.Fatalf("table has %d lines, want 3:\n%s", len(lines), out)
 	}
 	for i, want := range [][]string{
-		{"NAME", "DNS", "NAMES", "EXPIRES", "IN", "PROVIDER", "STATUS"},
-		{"www-example-test", "www.example.test,api.example.test", "", "BIND", "valid"},
-		{"old", "old.example.test", "expired", "-", "revoked"},
+		{"NAME", "DNS", "NAMES", "EXPIRES", "IN", "PROVIDER", "STATUS", "RENEWAL", "NEXT RENEWAL"},
+		{"www-example-test", "www.example.test,api.example.test", "", "BIND", "valid", "scheduled", "in "},
+		{"old", "old.example.test", "expired", "-", "revoked", "revoked (2 failures)"},
 	} {
 		fields := strings.Fields(lines[i])
 		for _, w := range want {
@@ -87,7 +93,9 @@ func TestListTable(t *testing.T) {
 }
 
 func TestListJSON(t *testing.T) {
-	srv := fakeAPI(t, map[string]http.HandlerFunc{"GET /api/certificates": jsonHandler(200, listBody)})
+	// A server without GET /api/renewals (404) lists certificates alone.
+	srv := fakeAPI(t, map[string]http.HandlerFunc{"GET /api/certificates": jsonHandler(200, listBody),
+		"GET /api/renewals": jsonHandler(404, `{"status":404}`)})
 	out, _, code := runCLI(t, srv.URL, "list", "--json")
 	if code != 0 {
 		t.Fatalf("exit %d", code)
@@ -96,7 +104,7 @@ func TestListJSON(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &items); err != nil {
 		t.Fatalf("--json output is not JSON: %v\n%s", err, out)
 	}
-	if len(items) != 2 || items[0].Name != "www-example-test" || !items[1].Revoked {
+	if len(items) != 2 || items[0].Name != "www-example-test" || !items[1].Revoked || items[0].Renewal != nil {
 		t.Errorf("items = %+v", items)
 	}
 }

@@ -61,6 +61,22 @@ type certificateItem struct {
 	DNSAlias        string   `json:"dnsAlias"`
 	SerialNumber    string   `json:"serialNumber"`
 	Revoked         bool     `json:"revoked"`
+	// Renewal is the certificate's item of GET /api/renewals (issue 5).
+	Renewal *renewalItem `json:"renewal,omitempty"`
+}
+
+// renewalItem is one item of GET /api/renewals.
+type renewalItem struct {
+	CertificateName string  `json:"certificateName"`
+	Status          string  `json:"status"`
+	StatusKind      string  `json:"statusKind"`
+	Message         string  `json:"message"`
+	NextCheck       *string `json:"nextCheck"`
+	LastCheckedAt   *string `json:"lastCheckedAt"`
+	RenewAt         *string `json:"renewAt"`
+	Source          string  `json:"source"`
+	Failures        int     `json:"failures"`
+	OperationID     string  `json:"operationId,omitempty"`
 }
 
 // env is what client commands get from the process.
@@ -358,21 +374,77 @@ func cmdList(ctx context.Context, args []string, e env) error {
 	if err := decode(resp, &items); err != nil {
 		return err
 	}
+	if err := addRenewals(ctx, c, items); err != nil {
+		return err
+	}
 	if *jsonOut {
 		return writeJSONTo(e.stdout, items)
 	}
 	return writeTable(e.stdout, items, time.Now())
 }
 
+// addRenewals fills each item's Renewal from GET /api/renewals; a server
+// without that route (404) leaves them empty.
+func addRenewals(ctx context.Context, c *client, items []certificateItem) error {
+	if len(items) == 0 {
+		return nil
+	}
+	resp, err := c.do(ctx, http.MethodGet, "/api/renewals", nil, http.StatusOK, http.StatusNotFound)
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode == http.StatusNotFound {
+		resp.Body.Close()
+		return nil
+	}
+	var renewals []renewalItem
+	if err := decode(resp, &renewals); err != nil {
+		return err
+	}
+	byName := make(map[string]*renewalItem, len(renewals))
+	for i := range renewals {
+		byName[renewals[i].CertificateName] = &renewals[i]
+	}
+	for i := range items {
+		items[i].Renewal = byName[items[i].Name]
+	}
+	return nil
+}
+
+// renewalColumns are the RENEWAL and NEXT RENEWAL cells of a certificate.
+func renewalColumns(r *renewalItem, now time.Time) (string, string) {
+	if r == nil {
+		return "-", "-"
+	}
+	state := r.StatusKind
+	if r.Failures > 0 {
+		state = fmt.Sprintf("%s (%d failures)", state, r.Failures)
+	}
+	next := "-"
+	if r.RenewAt != nil && r.StatusKind != "revoked" {
+		if t, err := time.Parse(time.RFC3339, *r.RenewAt); err == nil {
+			if d := t.Sub(now); d > 0 {
+				next = "in " + humanDuration(d)
+			} else {
+				next = "due"
+			}
+		}
+	}
+	if r.StatusKind == "renewing" {
+		next = "now"
+	}
+	return state, next
+}
+
 // writeTable prints certificates as a table: name, names, expires in,
-// provider, status.
+// provider, status, renewal state and next renewal.
 func writeTable(w io.Writer, items []certificateItem, now time.Time) error {
 	if len(items) == 0 {
 		_, err := fmt.Fprintln(w, "no certificates yet")
 		return err
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tDNS NAMES\tEXPIRES IN\tPROVIDER\tSTATUS")
+	fmt.Fprintln(tw, "NAME\tDNS NAMES\tEXPIRES IN\tPROVIDER\tSTATUS\tRENEWAL\tNEXT RENEWAL")
 	for _, it := range items {
 		expires, status := "-", "valid"
 		if t, err := time.Parse(time.RFC3339, it.ExpiresOn); err == nil {
@@ -388,7 +460,9 @@ func writeTable(w io.Writer, items []certificateItem, now time.Time) error {
 		if provider == "" {
 			provider = "-"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", it.Name, strings.Join(it.DNSNames, ","), expires, provider, status)
+		renewal, next := renewalColumns(it.Renewal, now)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", it.Name, strings.Join(it.DNSNames, ","), expires, provider, status,
+			renewal, next)
 	}
 	return tw.Flush()
 }

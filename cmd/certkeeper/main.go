@@ -37,7 +37,7 @@ or an OIDC token from --token or CERTKEEPER_TOKEN):
   certkeeper replace [--reason R] NAME     issue again with a new key, then revoke the old version
   certkeeper account show [--ca NAME]      show the ACME account at a CA
   certkeeper account rollover --ca NAME    replace the key of the ACME account at a CA
-  certkeeper list                          list certificates
+  certkeeper list                          list certificates with their renewal state and next renewal
   certkeeper status OPERATION_ID           show an operation and its steps
   certkeeper get NAME --out DIR            write cert.pem, chain.pem, fullchain.pem, privkey.pem
   certkeeper apikey create --name N [--role R]... [--zone Z]... [--expires 90d]

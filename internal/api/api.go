@@ -133,6 +133,8 @@ func New(opts Options) http.Handler {
 	s.mux.Handle("POST /api/certificates/revoke", s.guard(route{role: auth.RoleRevoke, action: ActionRevoke}, s.revokeMany))
 	s.mux.Handle("POST /api/certificate/{certificateName}/replace", s.guard(replaceRoute, s.replace))
 	s.mux.Handle("POST /api/certificates/{certificateName}/replace", s.guard(replaceRoute, s.replace))
+	// Issue 5: automatic renewal schedules (Acmebot v5's GET /api/renewals).
+	s.mux.Handle("GET /api/renewals", s.guard(route{role: auth.RoleReader}, s.renewals))
 	return http.HandlerFunc(s.serveHTTP)
 }
 

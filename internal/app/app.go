@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
@@ -23,6 +24,9 @@ import (
 	"github.com/certkeeper/certkeeper/internal/dns"
 	"github.com/certkeeper/certkeeper/internal/issuer"
 	"github.com/certkeeper/certkeeper/internal/job"
+	"github.com/certkeeper/certkeeper/internal/metrics"
+	"github.com/certkeeper/certkeeper/internal/notify"
+	"github.com/certkeeper/certkeeper/internal/renewal"
 	"github.com/certkeeper/certkeeper/internal/secret"
 	"github.com/certkeeper/certkeeper/internal/store"
 	"github.com/certkeeper/certkeeper/internal/vault"
@@ -62,6 +66,13 @@ type App struct {
 	counters *auth.Counters
 	// deliveries delivers versions to the configured destinations.
 	deliveries *job.Deliveries
+
+	// Issue 5: renewal, webhooks, metrics, readiness.
+	metrics      *metrics.Metrics
+	notifier     *notify.Notifier
+	scheduler    *renewal.Scheduler
+	policy       renewal.Policy
+	queueRunning atomic.Bool
 }
 
 // New opens the database (migrating it), builds every part and binds the
@@ -118,26 +129,30 @@ func New(ctx context.Context, opts Options) (*App, error) {
 		return nil, err
 	}
 
-	if a.cas, err = buildCAs(ctx, opts, &accountStore{store: st, key: opts.MasterKey}); err != nil {
+	// The metrics come first: they wrap each CA's HTTP client.
+	a.observability(cfg)
+	if a.cas, err = buildCAs(ctx, opts, &accountStore{store: st, key: opts.MasterKey}, a.metrics.Transport); err != nil {
 		return nil, err
 	}
 
-	runner := job.NewRunner(st, a.cas, a.dns, a.vault, logger)
+	runner := job.NewRunner(st, a.cas, a.metrics.Solvers(a.dns), a.vault, logger)
 	if err := a.setupDeliveries(runner, opts.AzureTransport); err != nil {
 		return nil, err
 	}
 	runner.Observe(a.access)
-	a.queue, err = job.New(ctx, job.Options{
+	jobOpts := job.Options{
 		Store: st, Runner: runner, Workers: cfg.Jobs.Workers,
 		Timeout: cfg.Jobs.Timeout, RescueAfter: cfg.Jobs.RescueAfter, Logger: logger,
-	})
+	}
+	a.renewalJobs(cfg, runner, &jobOpts)
+	a.queue, err = job.New(ctx, jobOpts)
 	if err != nil {
 		return nil, err
 	}
 
-	a.handler = api.New(api.Options{Backend: a, Auth: authn, PublicURL: cfg.PublicURL, Logger: logger,
+	a.handler = a.withHealth(api.New(api.Options{Backend: a, Auth: authn, PublicURL: cfg.PublicURL, Logger: logger,
 		Access: a.access, TrustedProxies: proxies, Counters: a.counters,
-		RateLimit: api.RateLimit{PerMinute: cfg.Auth.RateLimit.PerMinute, Burst: cfg.Auth.RateLimit.Burst}})
+		RateLimit: api.RateLimit{PerMinute: cfg.Auth.RateLimit.PerMinute, Burst: cfg.Auth.RateLimit.Burst}}))
 	a.listener, err = net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return nil, fmt.Errorf("listening on %s: %w", cfg.Listen, err)
@@ -165,6 +180,7 @@ func (a *App) Run(ctx context.Context) error {
 	if err := a.queue.Start(ctx); err != nil {
 		return err
 	}
+	a.queueRunning.Store(true)
 	srv := &http.Server{
 		Handler:           a.handler,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -186,6 +202,7 @@ func (a *App) Run(ctx context.Context) error {
 		runErr = fmt.Errorf("serving HTTP: %w", err)
 	}
 	a.logger.Info("stopping")
+	a.queueRunning.Store(false)
 	stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownGrace)
 	defer cancel()
 	if err := srv.Shutdown(stopCtx); err != nil && !errors.Is(err, http.ErrServerClosed) {

@@ -70,16 +70,11 @@ func (a *App) check(ctx context.Context, spec *certificate.Spec) error {
 }
 
 // Renew implements api.Backend: the certificate is issued again with its
-// stored spec.
+// stored spec. While a renewal of it (manual or automatic) is pending or
+// running, that renewal's operation id is returned and nothing is started.
 func (a *App) Renew(ctx context.Context, name string) (string, error) {
-	v, err := a.store.LatestVersion(ctx, name)
-	if errors.Is(err, store.ErrNotFound) {
-		return "", vault.ErrNotFound
-	}
-	if err != nil {
-		return "", err
-	}
-	return a.queue.Enqueue(ctx, operation.KindRenew, v.Spec)
+	id, _, err := a.StartRenewal(ctx, name)
+	return id, err
 }
 
 // Revoke implements api.Backend: at the CA that issued the newest version,

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"net/http"
 	"slices"
 	"strings"
 	"sync"
@@ -35,7 +36,8 @@ const (
 // External Account Binding without one configured, or that does not offer
 // the profile configured for it, fails the start. A CA that cannot be
 // reached is logged and tried when a certificate needs it.
-func buildCAs(ctx context.Context, opts Options, accounts issuer.AccountStore) (*issuer.Set, error) {
+// wrap, when not nil, wraps each CA's HTTP transport (metrics).
+func buildCAs(ctx context.Context, opts Options, accounts issuer.AccountStore, wrap func(http.RoundTripper) http.RoundTripper) (*issuer.Set, error) {
 	cfg, logger := opts.Config, opts.Logger
 	var issuers []*issuer.Issuer
 	for _, ca := range cfg.AllCAs() {
@@ -48,6 +50,9 @@ func buildCAs(ctx context.Context, opts Options, accounts issuer.AccountStore) (
 		client, err := caHTTPClient(bundle)
 		if err != nil {
 			return nil, err
+		}
+		if wrap != nil {
+			client.Transport = wrap(client.Transport)
 		}
 		var eab *issuer.EAB
 		if e := ca.ExternalAccountBinding; e != nil {
@@ -234,6 +239,7 @@ func (a *App) revokeVersion(ctx context.Context, v vault.Version, reason int) er
 		return fmt.Errorf("recording the revocation of %s: %w", v.Name, err)
 	}
 	a.logger.InfoContext(ctx, "certificate revoked", "certificate", v.Name, "serial", v.Serial, "reason", reason, "ca", ca.Name())
+	a.revoked(ctx, v)
 	return nil
 }
 

@@ -70,6 +70,7 @@ func defaults() Config {
 		Log:     Log{Level: DefaultLogLevel, Format: DefaultLogFormat},
 		Delivery: Delivery{Timeout: DefaultDeliveryTimeout, RetryMin: DefaultDeliveryRetryMin,
 			RetryMax: DefaultDeliveryRetryMax, MaxAttempts: DefaultDeliveryMaxAttempts},
+		Renewal: defaultRenewal(),
 	}
 }
 
@@ -217,6 +218,7 @@ func (c *Config) readSecretFiles() []error {
 		read(fmt.Sprintf("auth.apiKeys[%d].key", i), &k.Key, k.KeyFile)
 	}
 	c.readDestinationSecrets(read)
+	c.Webhook.readFiles(read)
 	return problems
 }
 

@@ -66,6 +66,8 @@ func TestLoadExample(t *testing.T) {
 		Log:  Log{Level: "info", Format: "text"},
 		Delivery: Delivery{Timeout: 2 * time.Minute, RetryMin: 30 * time.Second, RetryMax: time.Hour,
 			MaxAttempts: 20},
+		// issue 5
+		Renewal: defaultRenewal(),
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("Load() mismatch (-want +got):\n%s", diff)
@@ -85,6 +87,7 @@ func TestDefault(t *testing.T) {
 		Log:           Log{Level: "info", Format: "text"},
 		Delivery: Delivery{Timeout: 2 * time.Minute, RetryMin: 30 * time.Second, RetryMax: time.Hour,
 			MaxAttempts: 20},
+		Renewal: defaultRenewal(), // issue 5
 	}
 	if diff := cmp.Diff(want, Default()); diff != "" {
 		t.Errorf("Default() mismatch (-want +got):\n%s", diff)

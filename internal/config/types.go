@@ -44,6 +44,9 @@ type Config struct {
 	// certificate that names none (see cas.go).
 	CAs        []CA     `yaml:"cas"`
 	DefaultCAs []string `yaml:"defaultCAs"`
+	// Renewal and Webhook are automatic renewal and its notifications (issue 5).
+	Renewal Renewal  `yaml:"renewal"`
+	Webhook Webhooks `yaml:"webhook"`
 }
 
 // ACME is the certificate authority.

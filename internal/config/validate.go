@@ -94,6 +94,8 @@ func (c *Config) problems() problems {
 	c.Jobs.validate(&p)
 	c.Log.validate(&p)
 	c.validateDestinations(&p)
+	c.Renewal.validate(&p)
+	c.Webhook.validate(&p)
 	return p
 }
 

@@ -53,7 +53,7 @@ func (i *Issuer) FetchDirectory(ctx context.Context) (acme.Directory, error) {
 
 func (i *Issuer) fetchDirectory(ctx context.Context) (acme.Directory, error) {
 	op := "reading ACME directory " + i.cfg.DirectoryURL
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, i.cfg.DirectoryURL, nil)
+	req, err := http.NewRequestWithContext(WithEndpoint(ctx, EndpointDirectory), http.MethodGet, i.cfg.DirectoryURL, nil)
 	if err != nil {
 		return acme.Directory{}, &ProblemError{Op: op, Err: err}
 	}

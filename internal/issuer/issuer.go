@@ -209,7 +209,7 @@ func (i *Issuer) register(ctx context.Context) (*session, error) {
 	} else if core.GetDirectory().Meta.ExternalAccountRequired {
 		return nil, &ProblemError{Op: "registering ACME account at " + i.cfg.DirectoryURL, Err: ErrEABRequired}
 	}
-	ext, err := core.Accounts.New(ctx, req)
+	ext, err := core.Accounts.New(WithEndpoint(ctx, EndpointNewAccount), req)
 	if err != nil {
 		return nil, fail("", "registering ACME account at "+i.cfg.DirectoryURL, err)
 	}

@@ -64,13 +64,16 @@ func (i *Issuer) Obtain(ctx context.Context, req Request, solver Solver, progres
 	}
 
 	progress(ctx, operation.StepOrdering)
-	var order acme.ExtendedOrder
+	var (
+		order    acme.ExtendedOrder
+		replaced string
+	)
 	sess, err := i.withAccount(ctx, func(s *session) error {
 		if err := checkProfile(s.core.GetDirectory(), profile); err != nil {
 			return err
 		}
 		var err error
-		order, err = s.core.Orders.New(ctx, req.Names, &api.OrderOptions{Profile: profile})
+		order, replaced, err = i.newOrder(ctx, s, req, profile, log)
 		return err
 	})
 	if err != nil {
@@ -100,9 +103,43 @@ func (i *Issuer) Obtain(ctx context.Context, req Request, solver Solver, progres
 	if err != nil {
 		return nil, err
 	}
+	cert.AccountURI, cert.Replaced = sess.acct.URI, replaced
 	log.InfoContext(ctx, "issued certificate", "serial", cert.Leaf.SerialNumber.Text(16),
 		"not_after", cert.Leaf.NotAfter, "certificate_url", cert.URL)
 	return cert, nil
+}
+
+// newOrder creates the order, announcing req.Replaces when the account
+// placing the order issued the replaced certificate. When the CA refuses the
+// order with the announcement, it is placed again without it (a CA may not
+// know the certificate, or consider it replaced already). It returns the
+// ARI identifier of the certificate the order replaces, when announced.
+func (i *Issuer) newOrder(ctx context.Context, s *session, req Request, profile string, log *slog.Logger) (acme.ExtendedOrder, string, error) {
+	ctx = WithEndpoint(ctx, EndpointNewOrder)
+	opts := &api.OrderOptions{Profile: profile}
+	if r := req.Replaces; r != nil && r.CertID != "" && s.core.GetDirectory().RenewalInfo != "" {
+		if r.AccountURI != "" && r.AccountURI == s.acct.URI {
+			opts.ReplacesCertID = r.CertID
+		} else {
+			log.InfoContext(ctx, "not announcing the replaced certificate: another ACME account issued it",
+				"replaces", r.CertID)
+		}
+	}
+	order, err := s.core.Orders.New(ctx, req.Names, opts)
+	if err == nil || opts.ReplacesCertID == "" {
+		// lego places the order again without replaces when the CA answers
+		// alreadyReplaced; the CA reflects replaces in an order it accepted
+		// as a replacement (RFC 9773 section 5), so the order tells.
+		return order, order.Replaces, err
+	}
+	if _, ok := errors.AsType[*acme.ProblemDetails](err); !ok || accountMissing(err) {
+		return order, "", err
+	}
+	log.WarnContext(ctx, "the CA refused the order as a replacement; ordering without replaces",
+		"replaces", opts.ReplacesCertID, "error", err)
+	opts.ReplacesCertID = ""
+	order, err = s.core.Orders.New(ctx, req.Names, opts)
+	return order, order.Replaces, err
 }
 
 // checkProfile fails with a *ProblemError wrapping a *ProfileError when a
@@ -143,7 +180,7 @@ func (i *Issuer) pendingChallenges(ctx context.Context, core *api.Core, authzURL
 // pendingChallenge returns the dns-01 challenge of one authorization, or nil
 // when the authorization is already valid.
 func (i *Issuer) pendingChallenge(ctx context.Context, core *api.Core, authzURL string) (*pendingChallenge, error) {
-	authz, err := core.Authorizations.Get(ctx, authzURL)
+	authz, err := core.Authorizations.Get(WithEndpoint(ctx, EndpointAuthorization), authzURL)
 	if err != nil {
 		return nil, fail(operation.StepOrdering, "fetching authorization "+authzURL, err)
 	}
@@ -275,7 +312,7 @@ func (i *Issuer) validate(ctx context.Context, core *api.Core, p pendingChalleng
 		name = "*." + name
 	}
 	cctx, sink := withRetryAfterSink(ctx, p.challengeURL)
-	ch, err := core.Challenges.New(cctx, p.challengeURL)
+	ch, err := core.Challenges.New(WithEndpoint(cctx, EndpointChallenge), p.challengeURL)
 	if err != nil {
 		return fail(operation.StepValidating, fmt.Sprintf("answering challenge for %q", name), err)
 	}
@@ -291,7 +328,7 @@ func (i *Issuer) validate(ctx context.Context, core *api.Core, p pendingChalleng
 				Identifier: name, Err: err}
 		}
 		pctx, sink := withRetryAfterSink(ctx, p.authzURL)
-		authz, err := core.Authorizations.Get(pctx, p.authzURL)
+		authz, err := core.Authorizations.Get(WithEndpoint(pctx, EndpointAuthorization), p.authzURL)
 		if err != nil {
 			return fail(operation.StepValidating, fmt.Sprintf("polling authorization for %q", name), err)
 		}
@@ -318,7 +355,7 @@ func (i *Issuer) finalize(ctx context.Context, core *api.Core, order acme.Extend
 		return nil, &ProblemError{Step: step, Op: "creating CSR", Err: err}
 	}
 	fctx, sink := withRetryAfterSink(ctx, order.Finalize)
-	cur, err := core.Orders.UpdateForCSR(fctx, order.Finalize, csr)
+	cur, err := core.Orders.UpdateForCSR(WithEndpoint(fctx, EndpointFinalize), order.Finalize, csr)
 	if err != nil {
 		return nil, fail(step, "finalizing order "+order.Location, err)
 	}
@@ -337,7 +374,7 @@ func (i *Issuer) finalize(ctx context.Context, core *api.Core, order acme.Extend
 			return nil, &ProblemError{Step: step, Op: "waiting for order " + order.Location, Err: err}
 		}
 		pctx, s := withRetryAfterSink(ctx, order.Location)
-		cur, err = core.Orders.Get(pctx, order.Location)
+		cur, err = core.Orders.Get(WithEndpoint(pctx, EndpointOrder), order.Location)
 		if err != nil {
 			return nil, fail(step, "polling order "+order.Location, err)
 		}
@@ -347,7 +384,7 @@ func (i *Issuer) finalize(ctx context.Context, core *api.Core, order acme.Extend
 		return nil, &ProblemError{Step: step, Op: "finalizing order " + order.Location,
 			Err: errors.New("the order is valid but has no certificate URL")}
 	}
-	raw, err := i.download(ctx, core, cur.Certificate, preferredChain)
+	raw, err := i.download(WithEndpoint(ctx, EndpointCertificate), core, cur.Certificate, preferredChain)
 	if err != nil {
 		return nil, err
 	}

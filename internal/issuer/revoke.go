@@ -52,7 +52,7 @@ func (i *Issuer) Revoke(ctx context.Context, certDER []byte, reason int) error {
 	}
 	msg := revokeMessage(certDER, reason)
 	_, err := i.withAccount(ctx, func(s *session) error {
-		return s.core.Certificates.Revoke(ctx, msg)
+		return s.core.Certificates.Revoke(WithEndpoint(ctx, EndpointRevokeCert), msg)
 	})
 	if err != nil {
 		if _, ok := errors.AsType[*ProblemError](err); ok {

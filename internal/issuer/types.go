@@ -88,6 +88,20 @@ type Request struct {
 	// download when the CA offers alternate chains (RFC 8555 section
 	// 7.4.2); empty, or no chain matching, means the CA's default chain.
 	PreferredChain string
+	// Replaces, when not nil, is the certificate this order replaces (RFC
+	// 9773 section 5). It is sent only when the account that issued it is
+	// the account placing the order, and the order is placed again without
+	// it when the CA refuses it.
+	Replaces *Replacement
+}
+
+// Replacement names a certificate that an order replaces.
+type Replacement struct {
+	// CertID is the certificate's ARI identifier (see ARICertID).
+	CertID string
+	// AccountURI is the ACME account that issued it; empty means unknown,
+	// and the replacement is then not announced.
+	AccountURI string
 }
 
 // Certificate is an issued certificate.
@@ -101,4 +115,10 @@ type Certificate struct {
 	KeyPEM []byte
 	// URL is the certificate's URL at the CA.
 	URL string
+	// AccountURI is the ACME account that ordered it.
+	AccountURI string
+	// Replaced is the ARI identifier of the certificate the CA accepted the
+	// order as a replacement of; empty when no replacement was announced or
+	// the CA refused it.
+	Replaced string
 }

@@ -44,6 +44,13 @@ type Options struct {
 	Timeout     time.Duration
 	RescueAfter time.Duration
 	Logger      *slog.Logger
+
+	// Issue 5: more workers, the queues they run in (name to the number of
+	// jobs of it that run at once) and periodic jobs, which River runs on
+	// the elected leader only.
+	Register     func(*river.Workers)
+	Queues       map[string]int
+	PeriodicJobs []*river.PeriodicJob
 }
 
 // Queue is the durable job queue. It is safe for concurrent use.
@@ -90,8 +97,16 @@ func New(ctx context.Context, opts Options) (*Queue, error) {
 	workers := river.NewWorkers()
 	river.AddWorker(workers, &issueWorker{runner: opts.Runner})
 	river.AddWorker(workers, &deliverWorker{runner: opts.Runner})
+	if opts.Register != nil {
+		opts.Register(workers)
+	}
+	queues := map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: opts.Workers}}
+	for name, n := range opts.Queues {
+		queues[name] = river.QueueConfig{MaxWorkers: n}
+	}
 	client, err := river.NewClient(driver, &river.Config{
-		Queues:               map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: opts.Workers}},
+		Queues:               queues,
+		PeriodicJobs:         opts.PeriodicJobs,
 		Workers:              workers,
 		JobTimeout:           opts.Timeout,
 		RescueStuckJobsAfter: opts.RescueAfter,
@@ -185,6 +200,55 @@ func (q *Queue) Enqueue(ctx context.Context, kind operation.Kind, spec certifica
 	}
 	q.logger.InfoContext(ctx, "operation enqueued", "operation_id", op.ID, "kind", kind, "certificate", spec.Name)
 	return op.ID, nil
+}
+
+// EnqueueClaimed is Enqueue with claim run in the same transaction, given
+// the new operation's id: the operation and its job are kept only when claim
+// returns nil, and claim's error is returned as it is.
+func (q *Queue) EnqueueClaimed(ctx context.Context, kind operation.Kind, spec certificate.Spec,
+	claim func(tx *sql.Tx, opID string) error,
+) (string, error) {
+	now := time.Now().UTC()
+	op := operation.Operation{
+		ID: operation.NewID(), Kind: kind, CertificateName: spec.Name, Status: operation.StatusPending,
+		CreatedAt: now, UpdatedAt: now,
+	}
+	err := q.store.Tx(ctx, func(tx *sql.Tx) error {
+		if err := q.store.InsertOperation(ctx, tx, op, spec); err != nil {
+			return err
+		}
+		if err := claim(tx, op.ID); err != nil {
+			return err
+		}
+		if _, err := q.client.InsertTx(ctx, tx, IssueArgs{OperationID: op.ID}, nil); err != nil {
+			return fmt.Errorf("enqueueing operation %s: %w", op.ID, err)
+		}
+		return nil
+	})
+	if err != nil {
+		return "", err
+	}
+	q.logger.InfoContext(ctx, "operation enqueued", "operation_id", op.ID, "kind", kind, "certificate", spec.Name)
+	return op.ID, nil
+}
+
+// InsertManyTx inserts jobs in tx; none is a no-op.
+func (q *Queue) InsertManyTx(ctx context.Context, tx *sql.Tx, jobs []river.InsertManyParams) error {
+	if len(jobs) == 0 {
+		return nil
+	}
+	if _, err := q.client.InsertManyTx(ctx, tx, jobs); err != nil {
+		return fmt.Errorf("enqueueing jobs: %w", err)
+	}
+	return nil
+}
+
+// InsertMany inserts jobs in a transaction of their own; none is a no-op.
+func (q *Queue) InsertMany(ctx context.Context, jobs []river.InsertManyParams) error {
+	if len(jobs) == 0 {
+		return nil
+	}
+	return q.store.Tx(ctx, func(tx *sql.Tx) error { return q.InsertManyTx(ctx, tx, jobs) })
 }
 
 // Ping reports whether the queue's database answers.

@@ -3,8 +3,11 @@ package job
 import (
 	"context"
 	"crypto/sha1" //nolint:gosec // the SHA-1 thumbprint is an identifier Acmebot clients expect, not a security check
+	"crypto/x509"
+	"database/sql"
 	"encoding/hex"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -56,9 +59,34 @@ type Runner struct {
 	vault    Vault
 	logger   *slog.Logger
 	observer Observer
+	hooks    Hooks
 	// deliveries, when set, delivers stored versions to destinations.
 	deliveries *Deliveries
 }
+
+// Finished is an operation that ended.
+type Finished struct {
+	// Op is the operation as recorded: succeeded or failed.
+	Op   operation.Operation
+	Spec certificate.Spec
+	// Duration is how long this attempt of the operation ran.
+	Duration time.Duration
+}
+
+// Hooks are told about operations as they end (issue 5: renewal schedules,
+// webhooks, metrics). Either may be nil.
+type Hooks struct {
+	// Ended runs inside the transaction that records the end of the
+	// operation, so what it writes with tx is kept exactly when the end is.
+	// It must use tx, never the Store's own pools. An error rolls both back
+	// and the job is tried again.
+	Ended func(ctx context.Context, tx *sql.Tx, f Finished) error
+	// Observe is told once the end is recorded.
+	Observe func(f Finished)
+}
+
+// SetHooks installs hooks; call it before the queue starts.
+func (r *Runner) SetHooks(h Hooks) { r.hooks = h }
 
 // Observe makes o the Observer of every operation r ends. Call it before the
 // queue starts.
@@ -97,7 +125,7 @@ func (r *Runner) Run(ctx context.Context, id string) error {
 		return err
 	}
 	logger = logger.With("certificate", spec.Name)
-	t := &tracker{store: r.store, op: op, logger: logger, observer: r.observer}
+	t := &tracker{store: r.store, op: op, logger: logger, observer: r.observer, hooks: r.hooks, spec: spec, started: time.Now()}
 	t.op.Status = operation.StatusRunning
 	t.op.Attempt++
 	if err := t.save(ctx); err != nil {
@@ -124,13 +152,19 @@ func (r *Runner) Run(ctx context.Context, id string) error {
 		Names: spec.DNSNames, KeyType: spec.KeyType, KeySize: spec.KeySize, Curve: spec.KeyCurveName,
 		Profile: spec.Profile, PreferredChain: spec.PreferredChain,
 	}
-	if spec.ReuseKey && op.Kind != operation.KindReplace { // a replacement always gets a new key
+	reuse := spec.ReuseKey && op.Kind != operation.KindReplace // a replacement always gets a new key
+	if reuse || op.Kind == operation.KindRenew {
 		if prev, err := r.vault.Latest(ctx, spec.Name); err == nil {
-			key, err := issuer.ParseKeyPEM(prev.KeyPEM)
-			if err != nil {
-				return t.fail(ctx, operation.StepOrdering, fmt.Errorf("reading the key to reuse: %w", err))
+			if reuse {
+				key, err := issuer.ParseKeyPEM(prev.KeyPEM)
+				if err != nil {
+					return t.fail(ctx, operation.StepOrdering, fmt.Errorf("reading the key to reuse: %w", err))
+				}
+				req.Key = key
 			}
-			req.Key = key
+			if op.Kind == operation.KindRenew {
+				req.Replaces = replacementOf(prev)
+			}
 		} else if !errors.Is(err, vault.ErrNotFound) {
 			return err
 		}
@@ -155,11 +189,30 @@ func (r *Runner) Run(ctx context.Context, id string) error {
 	if err := r.vault.Put(ctx, v); err != nil && !errors.Is(err, vault.ErrExists) {
 		return t.fail(ctx, operation.StepStoring, err)
 	}
-	logger.InfoContext(ctx, "certificate issued", "serial", v.Serial, "not_after", v.NotAfter, "ca", ca.Name())
+	logger.InfoContext(ctx, "certificate issued", "serial", v.Serial, "not_after", v.NotAfter, "ca", ca.Name(),
+		"replaces", v.Replaces)
 	if failed, err := r.revokeReplaced(ctx, t); failed || err != nil {
 		return err
 	}
 	return r.deliverAndSucceed(ctx, t, id, spec)
+}
+
+// replacementOf names the version a renewal replaces (RFC 9773 section 5),
+// or nil when its ARI identifier cannot be computed.
+func replacementOf(prev vault.Version) *issuer.Replacement {
+	block, _ := pem.Decode(prev.CertPEM)
+	if block == nil {
+		return nil
+	}
+	leaf, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		return nil
+	}
+	id, err := issuer.ARICertID(leaf)
+	if err != nil {
+		return nil
+	}
+	return &issuer.Replacement{CertID: id, AccountURI: prev.AccountURI}
 }
 
 func versionOf(id string, spec certificate.Spec, caName, endpoint string, c *issuer.Certificate) vault.Version {
@@ -170,7 +223,7 @@ func versionOf(id string, spec certificate.Spec, caName, endpoint string, c *iss
 		Thumbprint: strings.ToUpper(hex.EncodeToString(sum[:])),
 		NotBefore:  c.Leaf.NotBefore.UTC(), NotAfter: c.Leaf.NotAfter.UTC(),
 		CertPEM: c.CertPEM, ChainPEM: c.ChainPEM, KeyPEM: c.KeyPEM, CertURL: c.URL,
-		CreatedAt: time.Now().UTC(),
+		CreatedAt: time.Now().UTC(), AccountURI: c.AccountURI, Replaces: c.Replaced,
 	}
 }
 
@@ -181,14 +234,36 @@ type tracker struct {
 	op       operation.Operation
 	logger   *slog.Logger
 	observer Observer
+	hooks    Hooks
+	spec     certificate.Spec
+	started  time.Time
 	// ca is the name of the CA the steps now concern.
 	ca string
 }
 
-// done saves the operation's final state and tells the observer.
+// done records the end of the operation, with hooks.Ended in the same
+// transaction, and tells hooks.Observe and the observer.
 func (t *tracker) done(ctx context.Context) error {
-	if err := t.save(ctx); err != nil {
-		return err
+	if t.hooks.Ended == nil {
+		if err := t.save(ctx); err != nil {
+			return err
+		}
+	} else {
+		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), writeTimeout)
+		defer cancel()
+		f := Finished{Op: t.op, Spec: t.spec, Duration: time.Since(t.started)}
+		err := t.store.Tx(wctx, func(tx *sql.Tx) error {
+			if err := t.store.UpdateOperation(wctx, tx, t.op); err != nil {
+				return err
+			}
+			return t.hooks.Ended(wctx, tx, f)
+		})
+		if err != nil {
+			return err
+		}
+	}
+	if t.hooks.Observe != nil {
+		t.hooks.Observe(Finished{Op: t.op, Spec: t.spec, Duration: time.Since(t.started)})
 	}
 	if t.observer != nil {
 		t.observer.OperationDone(context.WithoutCancel(ctx), t.op)

@@ -29,6 +29,11 @@ type Version struct {
 	CertURL      string
 	CreatedAt    time.Time
 	RevokedAt    time.Time // zero when not revoked
+	// AccountURI is the ACME account that issued the version; Replaces is
+	// the ARI certificate id (RFC 9773) of the certificate it replaced, when
+	// the CA accepted the order as a replacement.
+	AccountURI string
+	Replaces   string
 }
 
 // InsertVersion stores v and makes its spec the certificate's current one,
@@ -58,10 +63,11 @@ func (s *Store) InsertVersion(ctx context.Context, v Version) error {
 		}
 		if _, err := tx.ExecContext(ctx, `INSERT INTO certificate_versions
 			(id, certificate_name, spec, acme_endpoint, serial, thumbprint, not_before, not_after,
-			 cert_pem, chain_pem, key_sealed, cert_url, created_at, revoked_at, ca_name)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)`,
+			 cert_pem, chain_pem, key_sealed, cert_url, created_at, revoked_at, ca_name, account_uri, replaces)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)`,
 			v.ID, v.Name, string(spec), v.ACMEEndpoint, v.Serial, v.Thumbprint, micros(v.NotBefore),
-			micros(v.NotAfter), v.CertPEM, v.ChainPEM, v.KeySealed, v.CertURL, now, micros(v.RevokedAt), v.CAName); err != nil {
+			micros(v.NotAfter), v.CertPEM, v.ChainPEM, v.KeySealed, v.CertURL, now, micros(v.RevokedAt), v.CAName,
+			v.AccountURI, v.Replaces); err != nil {
 			return fmt.Errorf("writing version %s of %s: %w", v.ID, v.Name, err)
 		}
 		return nil
@@ -72,7 +78,7 @@ func (s *Store) InsertVersion(ctx context.Context, v Version) error {
 var ErrExists = errors.New("already exists")
 
 const versionColumns = `id, certificate_name, spec, acme_endpoint, serial, thumbprint, not_before, not_after,
-	cert_pem, chain_pem, key_sealed, cert_url, created_at, revoked_at, ca_name`
+	cert_pem, chain_pem, key_sealed, cert_url, created_at, revoked_at, ca_name, account_uri, replaces`
 
 func scanVersion(row interface{ Scan(...any) error }) (Version, error) {
 	var (
@@ -81,7 +87,7 @@ func scanVersion(row interface{ Scan(...any) error }) (Version, error) {
 		notBefore, notAfter, created, revoked int64
 	)
 	if err := row.Scan(&v.ID, &v.Name, &spec, &v.ACMEEndpoint, &v.Serial, &v.Thumbprint, &notBefore, &notAfter,
-		&v.CertPEM, &v.ChainPEM, &v.KeySealed, &v.CertURL, &created, &revoked, &v.CAName); err != nil {
+		&v.CertPEM, &v.ChainPEM, &v.KeySealed, &v.CertURL, &created, &revoked, &v.CAName, &v.AccountURI, &v.Replaces); err != nil {
 		return v, err
 	}
 	if err := json.Unmarshal([]byte(spec), &v.Spec); err != nil {

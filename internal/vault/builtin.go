@@ -36,7 +36,7 @@ func (b *Builtin) Put(ctx context.Context, v Version) error {
 		ID: v.ID, Name: v.Name, Spec: v.Spec, ACMEEndpoint: v.ACMEEndpoint, CAName: v.CA, Serial: v.Serial,
 		Thumbprint: v.Thumbprint, NotBefore: v.NotBefore, NotAfter: v.NotAfter,
 		CertPEM: string(v.CertPEM), ChainPEM: string(v.ChainPEM), KeySealed: sealed, CertURL: v.CertURL,
-		CreatedAt: v.CreatedAt,
+		CreatedAt: v.CreatedAt, AccountURI: v.AccountURI, Replaces: v.Replaces,
 	}
 	if row.CreatedAt.IsZero() {
 		row.CreatedAt = time.Now()
@@ -114,6 +114,7 @@ func fromRow(r store.Version) Version {
 		ID: r.ID, Name: r.Name, Spec: r.Spec, ACMEEndpoint: r.ACMEEndpoint, CA: r.CAName, Serial: r.Serial,
 		Thumbprint: r.Thumbprint, NotBefore: r.NotBefore, NotAfter: r.NotAfter,
 		CertPEM: []byte(r.CertPEM), ChainPEM: []byte(r.ChainPEM), CertURL: r.CertURL, CreatedAt: r.CreatedAt,
+		AccountURI: r.AccountURI, Replaces: r.Replaces,
 	}
 	if !r.RevokedAt.IsZero() {
 		at := r.RevokedAt

@@ -44,6 +44,11 @@ type Version struct {
 	CreatedAt time.Time
 	// RevokedAt is set once the CA confirmed revocation.
 	RevokedAt *time.Time
+	// AccountURI is the ACME account that issued it; Replaces is the ARI
+	// identifier (RFC 9773) of the certificate it replaced, when the CA
+	// accepted the order as a replacement.
+	AccountURI string
+	Replaces   string
 }
 
 // Vault keeps certificates. Implementations are safe for concurrent use.
