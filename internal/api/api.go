@@ -94,6 +94,15 @@ func New(opts Options) http.Handler {
 	s.mux.Handle("POST /api/certificates", s.protected(auth.RoleIssue, s.issue))
 	s.mux.Handle("POST /api/certificates/{certificateName}/renew", s.protected(auth.RoleIssue, s.renew))
 	s.mux.Handle("POST /api/certificates/{certificateName}/revoke", s.protected(auth.RoleRevoke, s.revoke))
+	// What the dashboard reads (issue 9): the caller, operation lists and
+	// version history, the last two when the Backend can list them.
+	s.mux.Handle("GET /api/me", s.protected(auth.RoleReader, s.me))
+	if l, ok := s.backend.(OperationLister); ok {
+		s.mux.Handle("GET /api/operations", s.protected(auth.RoleReader, s.operations(l)))
+	}
+	if l, ok := s.backend.(VersionLister); ok {
+		s.mux.Handle("GET /api/certificates/{certificateName}/versions", s.protected(auth.RoleReader, s.versions(l)))
+	}
 	return http.HandlerFunc(s.serveHTTP)
 }
 
