@@ -122,7 +122,10 @@ func New(ctx context.Context, opts Options) (*App, error) {
 		return nil, err
 	}
 
-	a.handler = api.New(api.Options{Backend: a, Auth: keys, PublicURL: cfg.PublicURL, Logger: logger})
+	a.handler, err = a.withDashboard(api.New(api.Options{Backend: a, Auth: keys, PublicURL: cfg.PublicURL, Logger: logger}))
+	if err != nil {
+		return nil, err
+	}
 	a.listener, err = net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return nil, fmt.Errorf("listening on %s: %w", cfg.Listen, err)
@@ -134,7 +137,7 @@ func New(ctx context.Context, opts Options) (*App, error) {
 // Addr is the address the API listens on.
 func (a *App) Addr() net.Addr { return a.listener.Addr() }
 
-// Handler is the HTTP API.
+// Handler is the HTTP API with the dashboard in front of it.
 func (a *App) Handler() http.Handler { return a.handler }
 
 // shutdownGrace bounds how long running operations may take to finish after
