@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/chromedp"
 	"software.sslmate.com/src/go-pkcs12"
 
@@ -133,6 +134,7 @@ func TestDashboard(t *testing.T) {
 	b.waitText("#dnsnames-error", "The DnsNames entry 'bad_label.example.test' is not a valid DNS name")
 	b.waitText("#error-list", "is not a valid DNS name")
 	b.screenshot("02-add-validation")
+	checkContrast(t, b, "the form with errors")
 	b.click(`button[aria-label="Remove bad_label.example.test"]`)
 
 	// A certificate with an IDN name and an EC key, followed to success.
@@ -247,6 +249,7 @@ func TestDashboard(t *testing.T) {
 	}
 	b.waitFor("two history rows", `() => document.querySelectorAll("#history tr").length === 2`)
 	b.screenshot("07-certificate")
+	checkContrast(t, b, "the certificate page")
 
 	// Revoking asks first, naming the certificate; Escape backs out.
 	b.click("#revoke")
@@ -290,6 +293,29 @@ func TestDashboard(t *testing.T) {
 		if err := os.WriteFile(filepath.Join("..", "..", "docs", "screenshots", "certificates.png"), png, 0o644); err != nil {
 			t.Errorf("writing docs screenshot: %v", err)
 		}
+	}
+
+	// The sort works from the keyboard, and focus stays on the header.
+	b.click("#filter-expiry")
+	b.do("closing the select", chromedp.KeyEvent("\x1b"))
+	b.do("tabbing to the first sort button", chromedp.KeyEvent("\t"))
+	if got := eval[string](b, `document.activeElement.textContent`); !strings.HasPrefix(got, "Certificate") {
+		t.Fatalf("Tab after the filters focused %q, want the Certificate sort button", got)
+	}
+	b.do("pressing Enter", chromedp.KeyEvent("\r"))
+	b.waitFor("descending names", `() => document.querySelector('#group-managed th[data-sort="name"]').getAttribute("aria-sort") === "descending"`)
+	if got := eval[string](b, `document.activeElement.dataset.focusKey || ""`); got != "managed-sort-name" {
+		t.Errorf("after sorting, focus is on %q, want the sort button", got)
+	}
+	checkContrast(t, b, "the certificate list")
+	if _, err := chromedp.Call(b.ctx, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{
+		Features: []*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: "dark"}}}); err != nil {
+		t.Fatalf("emulating dark mode: %v", err)
+	}
+	checkContrast(t, b, "the certificate list in dark mode")
+	b.screenshot("09-certificates-dark")
+	if _, err := chromedp.Call(b.ctx, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{}); err != nil {
+		t.Fatalf("ending dark mode: %v", err)
 	}
 
 	// Operations, newest first, each with its steps.
@@ -359,7 +385,7 @@ func TestDashboardRoles(t *testing.T) {
 	t.Parallel()
 	ctx := testCtx(t)
 	bind := testenv.StartBIND(t, testenv.BINDOptions{Zones: zones})
-	pebble := testenv.StartPebble(t, testenv.PebbleOptions{DNSServer: bind.Addr})
+	pebble := testenv.StartPebble(t, testenv.PebbleOptions{DNSServer: bind.Addr, BlockedDomains: []string{refusedZone}})
 	keys := map[string]string{"issuer": "ik-" + randomHex(16), "reader": "rk-" + randomHex(16), "keys": "kk-" + randomHex(16)}
 	provider := func(name, zone string) map[string]any {
 		return map[string]any{"name": name, "type": "rfc2136", "zones": []string{zone}, "nameserver": bind.Addr,
@@ -444,6 +470,25 @@ func TestDashboardRoles(t *testing.T) {
 	}
 	b.screenshot("03-add-two-providers")
 
+	// A failing issuance shows the step and the CA's own words, live and
+	// on the operations page.
+	b.click(`button[aria-label="Remove www.example.test"]`)
+	b.click("#add-name")
+	b.waitText("#names", "www."+refusedZone)
+	b.click("#submit")
+	b.waitFor("the failure", `() => !!document.querySelector('#live-operation [data-status="failed"] .op-failure')`)
+	if got := b.text("#live-operation .op-failure"); !strings.Contains(got, "issuance is forbidden by policy") || !strings.Contains(got, "www."+refusedZone) {
+		t.Errorf("failure detail %q, want Pebble's words naming the name", got)
+	}
+	if b.count("#live-operation li.step.failed") != 1 {
+		t.Error("the failed step is not marked")
+	}
+	b.screenshot("04-add-failed")
+	b.click(`nav a[href="/operations"]`)
+	b.waitFor("the failed operation", `() => !!document.querySelector('.op-card [data-status="failed"] .op-failure')`)
+	b.waitText(".op-card", "issuance is forbidden by policy")
+	b.screenshot("05-operations-failed")
+
 	b.navigate(srv.baseURL + certPage)
 	b.waitFor("the revoke button", `() => !document.getElementById("revoke").hidden`)
 	if b.visible("#download-form") {
@@ -484,4 +529,46 @@ func pebbleManage(ctx context.Context, p *testenv.Pebble, path string) ([]byte, 
 	defer resp.Body.Close()
 	body, err := io.ReadAll(resp.Body)
 	return body, resp.StatusCode, err
+}
+
+// contrastScript returns every rendered text whose contrast with the
+// background behind it is under WCAG 2 AA: 4.5:1, or 3:1 for large text
+// (24 px, or 18.66 px bold). Disabled controls are exempt, as WCAG says.
+const contrastScript = `(() => {
+  const parse = (c) => { const m = c.match(/rgba?\(([^)]+)\)/); if (!m) return null;
+    const p = m[1].split(/[ ,\/]+/).filter(Boolean).map(Number); return {r: p[0], g: p[1], b: p[2], a: p.length > 3 ? p[3] : 1}; };
+  const lum = (c) => { const f = (v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); };
+    return 0.2126 * f(c.r) + 0.7152 * f(c.g) + 0.0722 * f(c.b); };
+  const blend = (top, under) => ({r: top.r * top.a + under.r * (1 - top.a), g: top.g * top.a + under.g * (1 - top.a),
+    b: top.b * top.a + under.b * (1 - top.a), a: 1});
+  const background = (el) => { const layers = [];
+    for (let e = el; e; e = e.parentElement) { const c = parse(getComputedStyle(e).backgroundColor); if (c && c.a > 0) { layers.push(c); if (c.a >= 1) break; } }
+    let bg = {r: 255, g: 255, b: 255, a: 1};
+    if (layers.length && layers[layers.length - 1].a >= 1) bg = layers.pop();
+    while (layers.length) bg = blend(layers.pop(), bg);
+    return bg; };
+  const bad = [];
+  for (const el of document.querySelectorAll("body *")) {
+    if (!el.getClientRects().length || el.closest(".visually-hidden, [hidden], :disabled, svg")) continue;
+    if (![...el.childNodes].some((n) => n.nodeType === 3 && n.textContent.trim())) continue;
+    const cs = getComputedStyle(el);
+    if (cs.visibility === "hidden" || Number(cs.opacity) === 0) continue;
+    const fg = blend(parse(cs.color), background(el));
+    const l1 = lum(fg), l2 = lum(background(el));
+    const ratio = (Math.max(l1, l2) + 0.05) / (Math.min(l1, l2) + 0.05);
+    const size = parseFloat(cs.fontSize), bold = Number(cs.fontWeight) >= 700;
+    const need = size >= 24 || (bold && size >= 18.66) ? 3 : 4.5;
+    if (ratio < need) bad.push(el.tagName.toLowerCase() + (el.className ? "." + el.className : "") + " '" +
+      el.textContent.trim().slice(0, 40) + "' " + ratio.toFixed(2) + ":1");
+  }
+  return bad;
+})()`
+
+// checkContrast fails the test for every text on the page with too little
+// contrast.
+func checkContrast(t *testing.T, b *browserSession, page string) {
+	t.Helper()
+	for _, bad := range eval[[]string](b, contrastScript) {
+		t.Errorf("contrast on %s: %s", page, bad)
+	}
 }

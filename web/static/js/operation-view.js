@@ -27,7 +27,9 @@ export function renderOperation(op, detail) {
       h("span", { class: "visually-hidden" }, " (" + note + ")"),
       st.durationMs !== undefined && st.durationMs !== null
         ? h("span", { class: "step-time muted" }, duration(st.durationMs)) : null,
-      st.error ? h("span", { class: "step-error" }, st.error) : null);
+      // The failed step's error is shown once, in the failure below.
+      st.error && !(op.status === "failed" && st.name === op.failedStep && st.error === op.error)
+        ? h("span", { class: "step-error" }, st.error) : null);
   });
   if (items.length === 0 && !done) {
     items.push(h("li", { class: "step current" },
