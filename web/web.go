@@ -144,6 +144,12 @@ func securityHeaders(next http.Handler) http.Handler {
 	})
 }
 
+var (
+	_ http.Handler = (*page)(nil)
+	_ http.Handler = notFound{}
+	_ http.Handler = assetHandler(nil)
+)
+
 // page is one rendered page, served as a static file would be.
 type page struct {
 	body []byte
