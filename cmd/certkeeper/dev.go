@@ -123,6 +123,7 @@ func printDevBanner(w io.Writer, b devBanner) {
 	fmt.Fprintf(w, `
 certkeeper dev is running: an embedded ACME CA and DNS server for %[3]s, no network needed.
 
+  Dashboard  %[1]s/   (sign in with the API key)
   API        %[1]s
   API key    %[2]s
   CA root    %[4]s   (the root issued certificates chain to)

@@ -135,6 +135,12 @@ func New(opts Options) http.Handler {
 	s.mux.Handle("POST /api/certificates/{certificateName}/replace", s.guard(replaceRoute, s.replace))
 	// Issue 5: automatic renewal schedules (Acmebot v5's GET /api/renewals).
 	s.mux.Handle("GET /api/renewals", s.guard(route{role: auth.RoleReader}, s.renewals))
+	// Issue 9: what the dashboard reads — the caller, and operation lists
+	// when the Backend can list them.
+	s.mux.Handle("GET /api/me", s.guard(route{role: auth.RoleReader}, s.me))
+	if l, ok := s.backend.(OperationLister); ok {
+		s.mux.Handle("GET /api/operations", s.guard(route{role: auth.RoleReader}, s.operations(l)))
+	}
 	return http.HandlerFunc(s.serveHTTP)
 }
 

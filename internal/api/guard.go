@@ -157,10 +157,16 @@ func (s *server) allowCertificate(ctx context.Context, p auth.Principal, role au
 	return s.allow(p, role, what, scopeNames(spec.DNSNames, spec.DNSAlias))
 }
 
+// canSee reports whether p may see op: callers who read in every zone see
+// every operation, zone-limited callers only those they started.
+func canSee(p auth.Principal, op operation.Operation) bool {
+	return p.Unlimited(auth.RoleReader) || (op.CreatedBy != "" && op.CreatedBy == p.Actor())
+}
+
 // mayPoll answers 403 unless p may see op: its own operations, or any when
 // p reads in every zone.
 func (s *server) mayPoll(p auth.Principal, op operation.Operation) error {
-	if p.Unlimited(auth.RoleReader) || (op.CreatedBy != "" && op.CreatedBy == p.Actor()) {
+	if canSee(p, op) {
 		return nil
 	}
 	return s.forbidden(fmt.Errorf("caller %q may not see operation %s of %q", p.Name, op.ID, op.CreatedByName))

@@ -36,12 +36,16 @@ type versionItem struct {
 	CreatedOn      string  `json:"createdOn"`
 	NotBefore      string  `json:"notBefore"`
 	ExpiresOn      string  `json:"expiresOn"`
+	NotAfter       string  `json:"notAfter"`
 	SerialNumber   string  `json:"serialNumber"`
 	X509Thumbprint string  `json:"x509Thumbprint"`
 	Revoked        bool    `json:"revoked"`
 	RevokedOn      *string `json:"revokedOn"`
 	// Current is true for the newest version.
 	Current bool `json:"current"`
+	// IssuerChain names the issuers from the leaf up: the leaf's issuer,
+	// then the issuer of each chain certificate that is not self-signed.
+	IssuerChain []string `json:"issuerChain"`
 }
 
 // destinationView is what one destination holds of a certificate, in
@@ -137,6 +141,7 @@ func (s *server) versions(w http.ResponseWriter, r *http.Request, p auth.Princip
 	for i, v := range list {
 		item := versionItem{ID: v.ID, CreatedOn: v.CreatedAt.UTC().Format(acmebotTime),
 			NotBefore: v.NotBefore.UTC().Format(acmebotTime), ExpiresOn: v.NotAfter.UTC().Format(acmebotTime),
+			NotAfter: v.NotAfter.UTC().Format(acmebotTime), IssuerChain: issuerChain(v.CertPEM, v.ChainPEM),
 			SerialNumber: v.Serial, X509Thumbprint: v.Thumbprint, Revoked: v.RevokedAt != nil, Current: i == 0}
 		if v.RevokedAt != nil {
 			item.RevokedOn = acmebotTimeOrNil(*v.RevokedAt)

@@ -73,11 +73,14 @@ func TestVersions(t *testing.T) {
 	}
 	want := []map[string]any{
 		{"id": newer.ID, "createdOn": "2026-01-02T00:00:00+00:00", "notBefore": "2026-01-02T00:00:00+00:00",
-			"expiresOn": "2026-04-02T00:00:00+00:00", "serialNumber": newer.Serial, "x509Thumbprint": newer.Thumbprint,
-			"revoked": false, "revokedOn": nil, "current": true},
+			"expiresOn": "2026-04-02T00:00:00+00:00", "notAfter": "2026-04-02T00:00:00+00:00",
+			"serialNumber": newer.Serial, "x509Thumbprint": newer.Thumbprint,
+			"revoked": false, "revokedOn": nil, "current": true, "issuerChain": []any{"certkeeper vaulttest CA"}},
 		{"id": older.ID, "createdOn": "2026-01-01T00:00:00+00:00", "notBefore": "2026-01-01T00:00:00+00:00",
-			"expiresOn": "2026-04-01T00:00:00+00:00", "serialNumber": older.Serial, "x509Thumbprint": older.Thumbprint,
-			"revoked": true, "revokedOn": "2026-01-03T00:00:00+00:00", "current": false},
+			"expiresOn": "2026-04-01T00:00:00+00:00", "notAfter": "2026-04-01T00:00:00+00:00",
+			"serialNumber": older.Serial, "x509Thumbprint": older.Thumbprint,
+			"revoked": true, "revokedOn": "2026-01-03T00:00:00+00:00", "current": false,
+			"issuerChain": []any{"certkeeper vaulttest CA"}},
 	}
 	if diff := cmp.Diff(want, items); diff != "" {
 		t.Errorf("versions (-want +got):\n%s", diff)

@@ -150,9 +150,15 @@ func New(ctx context.Context, opts Options) (*App, error) {
 		return nil, err
 	}
 
-	a.handler = a.withHealth(api.New(api.Options{Backend: a, Auth: authn, PublicURL: cfg.PublicURL, Logger: logger,
+	// Health and metrics first, then the dashboard's pages and headers in
+	// front of the API.
+	dashboard, err := a.withDashboard(api.New(api.Options{Backend: a, Auth: authn, PublicURL: cfg.PublicURL, Logger: logger,
 		Access: a.access, TrustedProxies: proxies, Counters: a.counters,
 		RateLimit: api.RateLimit{PerMinute: cfg.Auth.RateLimit.PerMinute, Burst: cfg.Auth.RateLimit.Burst}}))
+	if err != nil {
+		return nil, err
+	}
+	a.handler = a.withHealth(dashboard)
 	a.listener, err = net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return nil, fmt.Errorf("listening on %s: %w", cfg.Listen, err)
@@ -164,7 +170,7 @@ func New(ctx context.Context, opts Options) (*App, error) {
 // Addr is the address the API listens on.
 func (a *App) Addr() net.Addr { return a.listener.Addr() }
 
-// Handler is the HTTP API.
+// Handler is the HTTP API with the dashboard in front of it.
 func (a *App) Handler() http.Handler { return a.handler }
 
 // shutdownGrace bounds how long running operations may take to finish after

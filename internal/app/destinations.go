@@ -114,23 +114,7 @@ func (a *App) checkDestinations(spec certificate.Spec) error {
 
 // Versions implements api.VersionBackend.
 func (a *App) Versions(ctx context.Context, name string) ([]vault.Version, error) {
-	rows, err := a.store.Versions(ctx, name)
-	if err != nil {
-		return nil, err
-	}
-	if len(rows) == 0 {
-		return nil, vault.ErrNotFound
-	}
-	out := make([]vault.Version, len(rows))
-	for i, r := range rows {
-		v, err := a.vault.ByID(ctx, r.ID)
-		if err != nil {
-			return nil, err
-		}
-		v.KeyPEM = nil
-		out[i] = v
-	}
-	return out, nil
+	return a.vault.Versions(ctx, name)
 }
 
 // CertificateVersion implements api.VersionBackend.

@@ -182,23 +182,3 @@ func (s *Store) DestinationStates(ctx context.Context) (map[string][]operation.D
 	}
 	return out, rows.Err()
 }
-
-// Versions returns every version of the named certificate, newest first,
-// with their keys still sealed.
-func (s *Store) Versions(ctx context.Context, name string) ([]Version, error) {
-	rows, err := s.read.QueryContext(ctx, `SELECT `+versionColumns+` FROM certificate_versions
-		WHERE certificate_name = $1 ORDER BY created_at DESC, id DESC`, name)
-	if err != nil {
-		return nil, fmt.Errorf("listing the versions of %s: %w", name, err)
-	}
-	defer rows.Close()
-	var out []Version
-	for rows.Next() {
-		v, err := scanVersion(rows)
-		if err != nil {
-			return nil, fmt.Errorf("listing the versions of %s: %w", name, err)
-		}
-		out = append(out, v)
-	}
-	return out, rows.Err()
-}

@@ -1,0 +1,6 @@
+package web
+
+import "io/fs"
+
+// Files exposes the embedded files to the tests.
+func Files() fs.FS { return files }
