@@ -24,6 +24,7 @@ const usage = `certkeeper — certificates from any ACME CA by DNS-01, behind an
 Usage:
   certkeeper dev [--zone Z] [--keep]       run everything in one process: embedded CA, DNS and the service
   certkeeper serve [--config FILE]         run the service (config also from CERTKEEPER_CONFIG)
+  certkeeper migrate [--config FILE]       apply the database migrations and exit (serve applies them too)
   certkeeper version                       print the version
 
 Client commands (server from --server or CERTKEEPER_URL, key from --api-key or CERTKEEPER_API_KEY):
@@ -62,6 +63,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = clientCommands[cmd](ctx, args[1:], e)
 	case cmd == "serve":
 		err = serve(ctx, args[1:], stderr)
+	case cmd == "migrate":
+		err = migrate(ctx, args[1:], stdout, stderr)
 	case cmd == "dev":
 		err = dev(ctx, args[1:], stdout, stderr, os.Getenv)
 	case cmd == "version" || cmd == "--version" || cmd == "-version":

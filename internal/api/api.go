@@ -50,6 +50,9 @@ type Options struct {
 	// MaxBodyBytes caps request bodies; larger ones are answered 413. Zero
 	// means 1 MiB.
 	MaxBodyBytes int64
+	// Ready reports whether the service can serve requests (its database
+	// answers), for GET /readyz. Nil means always ready.
+	Ready func(ctx context.Context) error
 }
 
 // server is the state the handlers share. It is safe for concurrent use.
@@ -59,13 +62,14 @@ type server struct {
 	publicURL    string
 	logger       *slog.Logger
 	maxBodyBytes int64
+	ready        func(ctx context.Context) error
 	mux          *http.ServeMux
 }
 
 // New returns the API handler. It is safe for concurrent use. Unknown paths
 // answer 404 and known paths with another method 405 (with Allow), both as
-// problem+json and without authentication; GET /api/ping is anonymous; every
-// other route authenticates the caller first.
+// problem+json and without authentication; GET /api/ping, /healthz and
+// /readyz are anonymous; every other route authenticates the caller first.
 func New(opts Options) http.Handler {
 	s := &server{
 		backend:      opts.Backend,
@@ -73,6 +77,7 @@ func New(opts Options) http.Handler {
 		publicURL:    strings.TrimRight(opts.PublicURL, "/"),
 		logger:       opts.Logger,
 		maxBodyBytes: opts.MaxBodyBytes,
+		ready:        opts.Ready,
 		mux:          http.NewServeMux(),
 	}
 	if s.logger == nil {
@@ -94,6 +99,9 @@ func New(opts Options) http.Handler {
 	s.mux.Handle("POST /api/certificates", s.protected(auth.RoleIssue, s.issue))
 	s.mux.Handle("POST /api/certificates/{certificateName}/renew", s.protected(auth.RoleIssue, s.renew))
 	s.mux.Handle("POST /api/certificates/{certificateName}/revoke", s.protected(auth.RoleRevoke, s.revoke))
+	// Issue 10: anonymous probes for orchestrators (health.go).
+	s.mux.Handle("GET /healthz", s.handle(s.healthz))
+	s.mux.Handle("GET /readyz", s.handle(s.readyz))
 	return http.HandlerFunc(s.serveHTTP)
 }
 

@@ -116,13 +116,13 @@ func New(ctx context.Context, opts Options) (*App, error) {
 	runner := job.NewRunner(st, a.issuer, a.dns, a.vault, logger)
 	a.queue, err = job.New(ctx, job.Options{
 		Store: st, Runner: runner, Workers: cfg.Jobs.Workers,
-		Timeout: cfg.Jobs.Timeout, RescueAfter: cfg.Jobs.RescueAfter, Logger: logger,
+		Timeout: cfg.Jobs.Timeout, RescueAfter: cfg.Jobs.RescueAfter, Housekeeping: a.housekeeping(), Logger: logger,
 	})
 	if err != nil {
 		return nil, err
 	}
 
-	a.handler = api.New(api.Options{Backend: a, Auth: keys, PublicURL: cfg.PublicURL, Logger: logger})
+	a.handler = api.New(api.Options{Backend: a, Auth: keys, PublicURL: cfg.PublicURL, Logger: logger, Ready: st.Ping})
 	a.listener, err = net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return nil, fmt.Errorf("listening on %s: %w", cfg.Listen, err)
@@ -161,8 +161,10 @@ func (a *App) Run(ctx context.Context) error {
 	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(a.listener) }()
+	stopPrepare := a.prepareAccount(ctx)
+	defer stopPrepare()
 	a.logger.InfoContext(ctx, "certkeeper is serving", "addr", a.listener.Addr().String(),
-		"database", string(a.store.Dialect()), "acme_endpoint", a.cfg.ACME.Endpoint)
+		"database", string(a.store.Dialect()), "acme_endpoint", a.cfg.ACME.Endpoint, "replica_id", a.queue.ReplicaID())
 
 	var runErr error
 	select {

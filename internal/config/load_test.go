@@ -60,8 +60,9 @@ func TestLoadExample(t *testing.T) {
 		Auth: Auth{
 			APIKeys: []APIKey{{Name: "ci", Key: testAPIKey, Roles: []string{"Acmebot.IssueCertificate", "Acmebot.RevokeCertificate"}}},
 		},
-		Jobs: Jobs{Workers: 20, Timeout: 15 * time.Minute, RescueAfter: 16 * time.Minute},
-		Log:  Log{Level: "info", Format: "text"},
+		Jobs:         Jobs{Workers: 20, Timeout: 15 * time.Minute, RescueAfter: time.Minute},
+		Housekeeping: Housekeeping{Interval: time.Hour, OperationRetention: 720 * time.Hour, JobRetention: 24 * time.Hour},
+		Log:          Log{Level: "info", Format: "text"},
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("Load() mismatch (-want +got):\n%s", diff)
@@ -76,7 +77,8 @@ func TestDefault(t *testing.T) {
 		MasterKeyFile: filepath.Join("data", "master.key"),
 		ACME:          ACME{Endpoint: "https://acme-v02.api.letsencrypt.org/directory"},
 		DNS:           DNS{PropagationTimeout: 5 * time.Minute},
-		Jobs:          Jobs{Workers: 20, Timeout: 15 * time.Minute, RescueAfter: 16 * time.Minute},
+		Jobs:          Jobs{Workers: 20, Timeout: 15 * time.Minute, RescueAfter: time.Minute},
+		Housekeeping:  Housekeeping{Interval: time.Hour, OperationRetention: 720 * time.Hour, JobRetention: 24 * time.Hour},
 		Log:           Log{Level: "info", Format: "text"},
 	}
 	if diff := cmp.Diff(want, Default()); diff != "" {
@@ -130,7 +132,7 @@ jobs:
 			CustomDNS: &CustomDNS{Endpoint: "https://dns.example.com/api/", APIKey: "key", APIKeyHeaderName: "X-Api-Key"},
 		},
 	}
-	want.Jobs = Jobs{Workers: 20, Timeout: 30 * time.Minute, RescueAfter: 31 * time.Minute}
+	want.Jobs = Jobs{Workers: 20, Timeout: 30 * time.Minute, RescueAfter: time.Minute}
 	if diff := cmp.Diff(&want, got); diff != "" {
 		t.Errorf("load() mismatch (-want +got):\n%s", diff)
 	}

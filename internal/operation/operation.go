@@ -46,6 +46,10 @@ const (
 	StepFinalizing  Step = "finalizing"
 	StepStoring     Step = "storing"
 	StepCleaningUp  Step = "removing DNS records"
+
+	// StepWaiting comes first when another operation of the same
+	// certificate was running: one issuance per certificate at a time.
+	StepWaiting Step = "waiting for another operation of this certificate"
 )
 
 // StepRecord is one step an operation passed through.

@@ -1,0 +1,36 @@
+package app
+
+import (
+	"context"
+	"sync"
+
+	"github.com/certkeeper/certkeeper/internal/job"
+)
+
+// Several replicas (issue 10): what each one does at start besides serving.
+
+// housekeeping turns the configuration into the job queue's.
+func (a *App) housekeeping() job.Housekeeping {
+	h := a.cfg.Housekeeping
+	return job.Housekeeping{Interval: h.Interval, OperationRetention: h.OperationRetention, JobRetention: h.JobRetention}
+}
+
+// prepareAccount loads or registers the ACME account in the background, so
+// that replicas starting together register one account (under the
+// database's lock) before any issuance needs it. A failure is logged; the
+// first issuance tries again. The returned function stops it and waits for
+// it to end.
+func (a *App) prepareAccount(ctx context.Context) (stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		if err := a.issuer.Prepare(ctx); err != nil && ctx.Err() == nil {
+			a.logger.WarnContext(ctx, "could not prepare the ACME account; the first issuance tries again",
+				"acme_endpoint", a.cfg.ACME.Endpoint, "error", err)
+		}
+	})
+	return func() {
+		cancel()
+		wg.Wait()
+	}
+}
