@@ -137,11 +137,6 @@ func (a *App) Addr() net.Addr { return a.listener.Addr() }
 // Handler is the HTTP API.
 func (a *App) Handler() http.Handler { return a.handler }
 
-// shutdownGrace bounds how long running operations may take to finish after
-// a stop was asked for; after it they are cancelled and resumed on the next
-// start.
-const shutdownGrace = 20 * time.Second
-
 // Run serves the API and works jobs until ctx is done, then stops taking
 // requests and jobs, lets running ones finish within a grace period, and
 // closes the database.
@@ -173,7 +168,9 @@ func (a *App) Run(ctx context.Context) error {
 		runErr = fmt.Errorf("serving HTTP: %w", err)
 	}
 	a.logger.Info("stopping")
-	stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownGrace)
+	// jobs.shutdownGrace bounds how long running operations may take to
+	// finish; after it they are cancelled and handed back to the queue.
+	stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), a.cfg.Jobs.ShutdownGrace)
 	defer cancel()
 	if err := srv.Shutdown(stopCtx); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		runErr = errors.Join(runErr, fmt.Errorf("stopping HTTP server: %w", err))

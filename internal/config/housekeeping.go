@@ -8,6 +8,7 @@ const (
 	DefaultOperationRetention   = 30 * 24 * time.Hour
 	DefaultJobRetention         = 24 * time.Hour
 	DefaultRescueAfter          = time.Minute
+	DefaultShutdownGrace        = 20 * time.Second
 
 	// minRescueAfter keeps the heartbeat of running jobs (a quarter of
 	// jobs.rescueAfter) from hammering the database.

@@ -15,6 +15,7 @@ func TestLoadHousekeepingAndRescue(t *testing.T) {
 		doc          string
 		wantHK       Housekeeping
 		wantRescue   time.Duration
+		wantGrace    time.Duration
 		wantProblems string
 	}{
 		{
@@ -22,6 +23,7 @@ func TestLoadHousekeepingAndRescue(t *testing.T) {
 			doc:        "dataDir: /d\n",
 			wantHK:     Housekeeping{Interval: time.Hour, OperationRetention: 720 * time.Hour, JobRetention: 24 * time.Hour},
 			wantRescue: time.Minute,
+			wantGrace:  20 * time.Second,
 		},
 		{
 			name: "set",
@@ -29,6 +31,7 @@ func TestLoadHousekeepingAndRescue(t *testing.T) {
 jobs:
   timeout: 30m
   rescueAfter: 20s
+  shutdownGrace: 45s
 housekeeping:
   interval: 10m
   operationRetention: 2160h
@@ -36,6 +39,7 @@ housekeeping:
 `,
 			wantHK:     Housekeeping{Interval: 10 * time.Minute, OperationRetention: 2160 * time.Hour, JobRetention: time.Hour},
 			wantRescue: 20 * time.Second,
+			wantGrace:  45 * time.Second,
 		},
 		{
 			name:         "unknown key",
@@ -64,8 +68,9 @@ housekeeping:
 			if diff := cmp.Diff(tt.wantHK, got.Housekeeping); diff != "" {
 				t.Errorf("Housekeeping mismatch (-want +got):\n%s", diff)
 			}
-			if got.Jobs.RescueAfter != tt.wantRescue {
-				t.Errorf("Jobs.RescueAfter = %v, want %v", got.Jobs.RescueAfter, tt.wantRescue)
+			if got.Jobs.RescueAfter != tt.wantRescue || got.Jobs.ShutdownGrace != tt.wantGrace {
+				t.Errorf("Jobs.RescueAfter, ShutdownGrace = %v, %v; want %v, %v",
+					got.Jobs.RescueAfter, got.Jobs.ShutdownGrace, tt.wantRescue, tt.wantGrace)
 			}
 		})
 	}

@@ -63,7 +63,7 @@ func defaults() Config {
 		DataDir: DefaultDataDir,
 		ACME:    ACME{Endpoint: DefaultACMEEndpoint},
 		DNS:     DNS{PropagationTimeout: DefaultPropagationTimeout},
-		Jobs:    Jobs{Workers: DefaultWorkers, Timeout: DefaultJobTimeout, RescueAfter: DefaultRescueAfter},
+		Jobs:    Jobs{Workers: DefaultWorkers, Timeout: DefaultJobTimeout, RescueAfter: DefaultRescueAfter, ShutdownGrace: DefaultShutdownGrace},
 		Log:     Log{Level: DefaultLogLevel, Format: DefaultLogFormat},
 
 		Housekeeping: defaultHousekeeping(),

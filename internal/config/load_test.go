@@ -60,7 +60,7 @@ func TestLoadExample(t *testing.T) {
 		Auth: Auth{
 			APIKeys: []APIKey{{Name: "ci", Key: testAPIKey, Roles: []string{"Acmebot.IssueCertificate", "Acmebot.RevokeCertificate"}}},
 		},
-		Jobs:         Jobs{Workers: 20, Timeout: 15 * time.Minute, RescueAfter: time.Minute},
+		Jobs:         Jobs{Workers: 20, Timeout: 15 * time.Minute, RescueAfter: time.Minute, ShutdownGrace: 20 * time.Second},
 		Housekeeping: Housekeeping{Interval: time.Hour, OperationRetention: 720 * time.Hour, JobRetention: 24 * time.Hour},
 		Log:          Log{Level: "info", Format: "text"},
 	}
@@ -77,7 +77,7 @@ func TestDefault(t *testing.T) {
 		MasterKeyFile: filepath.Join("data", "master.key"),
 		ACME:          ACME{Endpoint: "https://acme-v02.api.letsencrypt.org/directory"},
 		DNS:           DNS{PropagationTimeout: 5 * time.Minute},
-		Jobs:          Jobs{Workers: 20, Timeout: 15 * time.Minute, RescueAfter: time.Minute},
+		Jobs:          Jobs{Workers: 20, Timeout: 15 * time.Minute, RescueAfter: time.Minute, ShutdownGrace: 20 * time.Second},
 		Housekeeping:  Housekeeping{Interval: time.Hour, OperationRetention: 720 * time.Hour, JobRetention: 24 * time.Hour},
 		Log:           Log{Level: "info", Format: "text"},
 	}
@@ -132,7 +132,7 @@ jobs:
 			CustomDNS: &CustomDNS{Endpoint: "https://dns.example.com/api/", APIKey: "key", APIKeyHeaderName: "X-Api-Key"},
 		},
 	}
-	want.Jobs = Jobs{Workers: 20, Timeout: 30 * time.Minute, RescueAfter: time.Minute}
+	want.Jobs = Jobs{Workers: 20, Timeout: 30 * time.Minute, RescueAfter: time.Minute, ShutdownGrace: 20 * time.Second}
 	if diff := cmp.Diff(&want, got); diff != "" {
 		t.Errorf("load() mismatch (-want +got):\n%s", diff)
 	}

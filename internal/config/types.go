@@ -130,6 +130,11 @@ type Jobs struct {
 	// it, so it need not exceed Timeout. With SQLite (one process), jobs
 	// left running by a previous process are taken over at start.
 	RescueAfter time.Duration `yaml:"rescueAfter"`
+	// ShutdownGrace is how long running operations may take to finish
+	// after SIGTERM; then they are cancelled and handed back to the queue,
+	// for another replica or the next start. Default 20s; stopping takes at
+	// most about 30s more (cancelled operations remove their DNS records).
+	ShutdownGrace time.Duration `yaml:"shutdownGrace"`
 }
 
 // Log is how the process logs.

@@ -262,6 +262,9 @@ func (j *Jobs) validate(p *problems) {
 	if j.RescueAfter < minRescueAfter {
 		p.add("jobs.rescueAfter", "must be at least %s", minRescueAfter)
 	}
+	if j.ShutdownGrace <= 0 {
+		p.add("jobs.shutdownGrace", "must be positive")
+	}
 }
 
 func (l *Log) validate(p *problems) {

@@ -241,6 +241,7 @@ func TestValidate(t *testing.T) {
 			[]string{"jobs.rescueAfter: must be at least 2s"}},
 		{"jobs rescueAfter 2s", func(c *Config) { c.Jobs.RescueAfter = 2 * time.Second }, nil},
 		{"jobs rescueAfter shorter than timeout", func(c *Config) { c.Jobs.RescueAfter = time.Minute }, nil},
+		{"jobs shutdownGrace zero", func(c *Config) { c.Jobs.ShutdownGrace = 0 }, []string{"jobs.shutdownGrace: must be positive"}},
 		// housekeeping
 		{"housekeeping interval zero", func(c *Config) { c.Housekeeping.Interval = 0 }, []string{"housekeeping.interval: must be positive"}},
 		{"housekeeping operationRetention negative", func(c *Config) { c.Housekeeping.OperationRetention = -time.Hour },
