@@ -77,22 +77,19 @@ func (w *issueWorker) Work(ctx context.Context, j *river.Job[IssueArgs]) error {
 			"operation_id", id, "error", lost)
 		return nil
 	}
-	switch {
-	case err == nil:
-		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), writeTimeout)
-		defer cancel()
-		if rerr := w.store.ReleaseLease(rctx, op.CertificateName, id); rerr != nil {
-			w.logger.WarnContext(ctx, "releasing certificate lease; it expires by itself", "operation_id", id, "error", rerr)
-		}
-		return nil
-	case ctx.Err() != nil && !errors.Is(ctx.Err(), context.DeadlineExceeded):
-		// Stopping: hand the job back at once, for another replica or the
-		// next start, without counting an attempt. The lease stays with the
+	if err != nil {
+		// When the process is stopping, err wraps context.Canceled and River
+		// makes the job available again at once, for another replica or the
+		// next start, without counting the attempt. The lease stays with the
 		// operation, which continues where it stopped.
-		return river.JobSnooze(0)
-	default:
 		return err
 	}
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), writeTimeout)
+	defer cancel()
+	if rerr := w.store.ReleaseLease(rctx, op.CertificateName, id); rerr != nil {
+		w.logger.WarnContext(ctx, "releasing certificate lease; it expires by itself", "operation_id", id, "error", rerr)
+	}
+	return nil
 }
 
 // markWaiting records on a pending operation, once, that it waits for
