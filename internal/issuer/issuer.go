@@ -147,6 +147,7 @@ func (i *Issuer) session(ctx context.Context) (*session, error) {
 	if err != nil {
 		return nil, err
 	}
+	i.log.InfoContext(ctx, "loaded ACME account", "account_uri", acct.URI)
 	i.sess = s
 	return s, nil
 }

@@ -69,6 +69,9 @@ type Queue struct {
 	client *river.Client[*sql.Tx]
 	store  *store.Store
 	logger *slog.Logger
+	// stopWork cancels the running operations at the end of Stop's grace
+	// period.
+	stopWork context.CancelFunc
 }
 
 // noRescue is River's rescue delay with SQLite: one process works every job,
@@ -96,10 +99,11 @@ func New(ctx context.Context, opts Options) (*Queue, error) {
 	}
 
 	hk := opts.Housekeeping
+	stopping, stopWork := context.WithCancel(context.Background())
 	workers := river.NewWorkers()
 	river.AddWorker(workers, &issueWorker{
 		runner: opts.Runner, store: opts.Store, timeout: opts.Timeout, rescueAfter: opts.RescueAfter,
-		renewJob: opts.Store.Dialect() == store.Postgres, logger: logger,
+		renewJob: opts.Store.Dialect() == store.Postgres, stopping: stopping, logger: logger,
 	})
 	river.AddWorker(workers, &housekeepingWorker{store: opts.Store, retention: hk.OperationRetention, logger: logger})
 	client, err := river.NewClient(driver, &river.Config{
@@ -108,8 +112,12 @@ func New(ctx context.Context, opts Options) (*Queue, error) {
 		Workers: workers,
 		// Each worker bounds its own jobs (Timeout); River's bound would tie
 		// RescueStuckJobsAfter to the longest issuance.
-		JobTimeout:                  -1,
-		RescueStuckJobsAfter:        rescueAfter,
+		JobTimeout:           -1,
+		RescueStuckJobsAfter: rescueAfter,
+		// River warns about a job running past its Timeout (for issuances,
+		// rescueAfter: see issueWorker.Timeout) plus this; an issuance may
+		// run for opts.Timeout.
+		JobStuckThreshold:           opts.Timeout,
 		CompletedJobRetentionPeriod: hk.JobRetention,
 		CancelledJobRetentionPeriod: hk.JobRetention,
 		DiscardedJobRetentionPeriod: hk.JobRetention,
@@ -120,9 +128,10 @@ func New(ctx context.Context, opts Options) (*Queue, error) {
 		Logger:                      quietLogger(logger),
 	})
 	if err != nil {
+		stopWork()
 		return nil, fmt.Errorf("creating job queue: %w", err)
 	}
-	return &Queue{client: client, store: opts.Store, logger: logger}, nil
+	return &Queue{client: client, store: opts.Store, logger: logger, stopWork: stopWork}, nil
 }
 
 // replicaID names this process in River's tables: the host name (a pod's
@@ -232,6 +241,7 @@ func (q *Queue) Stop(ctx context.Context) error {
 		return nil
 	}
 	q.logger.WarnContext(ctx, "jobs still running at the end of the grace period; cancelling them")
+	q.stopWork()
 	cancelCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
 	if err := q.client.StopAndCancel(cancelCtx); err != nil && !errors.Is(err, context.DeadlineExceeded) {

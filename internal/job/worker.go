@@ -36,11 +36,42 @@ type issueWorker struct {
 	// tells whether River's rescuer reads it (PostgreSQL).
 	rescueAfter time.Duration
 	renewJob    bool
-	logger      *slog.Logger
+	// stopping ends when the queue's grace period for stopping is over.
+	stopping context.Context
+	logger   *slog.Logger
 }
 
-// Timeout implements river.Worker: one attempt of an operation.
-func (w *issueWorker) Timeout(*river.Job[IssueArgs]) time.Duration { return w.timeout }
+// Timeout implements river.Worker. It is rescueAfter, not the operation's
+// bound: River's rescuer leaves alone a running job whose attempted_at is
+// more recent than its worker's Timeout, and the renewals keep attempted_at
+// recent while the job runs, so this makes a dead replica's job rescued
+// rescueAfter after its last renewal. River cancels the job's context at
+// that deadline too, which Work ignores (see detach).
+func (w *issueWorker) Timeout(*river.Job[IssueArgs]) time.Duration { return w.rescueAfter }
+
+// detach returns the context an operation runs under: bounded by the
+// operation timeout, ended by the queue's stop and by River's own
+// cancellations (a hard stop), but not by the deadline River sets from
+// Timeout.
+func (w *issueWorker) detach(riverCtx context.Context) (context.Context, context.CancelFunc) {
+	base, cancelCause := context.WithCancelCause(context.WithoutCancel(riverCtx))
+	ctx, cancelTimeout := context.WithTimeout(base, w.timeout)
+	stopRiver := context.AfterFunc(riverCtx, func() {
+		if !errors.Is(riverCtx.Err(), context.DeadlineExceeded) {
+			cancelCause(context.Cause(riverCtx))
+		}
+	})
+	stopQueue := context.AfterFunc(w.stopping, func() { cancelCause(errStopping) })
+	return ctx, func() {
+		stopRiver()
+		stopQueue()
+		cancelTimeout()
+		cancelCause(nil)
+	}
+}
+
+// errStopping cancels the operations still running when the process stops.
+var errStopping = errors.New("the process is stopping")
 
 // leaseTTL is how long a certificate lease lasts without renewal: long
 // enough that a job rescued from a dead replica gets it back before another
@@ -68,7 +99,9 @@ func (w *issueWorker) Work(ctx context.Context, j *river.Job[IssueArgs]) error {
 		return river.JobSnooze(leaseWait)
 	}
 
-	workCtx, stop := w.keepAlive(ctx, j, op.CertificateName)
+	workCtx, release := w.detach(ctx)
+	defer release()
+	workCtx, stop := w.keepAlive(workCtx, j, op.CertificateName)
 	err = w.runner.Run(workCtx, id)
 	if lost := stop(); lost != nil {
 		// Whatever this worker returns is recorded on the job row, which the
@@ -78,10 +111,13 @@ func (w *issueWorker) Work(ctx context.Context, j *river.Job[IssueArgs]) error {
 		return nil
 	}
 	if err != nil {
-		// When the process is stopping, err wraps context.Canceled and River
-		// makes the job available again at once, for another replica or the
-		// next start, without counting the attempt. The lease stays with the
-		// operation, which continues where it stopped.
+		if w.stopping.Err() != nil {
+			// The process is stopping: hand the job back at once, for
+			// another replica or the next start, without counting the
+			// attempt. The lease stays with the operation, which continues
+			// where it stopped.
+			return river.JobSnooze(0)
+		}
 		return err
 	}
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), writeTimeout)
