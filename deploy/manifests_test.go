@@ -3,6 +3,7 @@ package deploy
 import (
 	"bytes"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -17,8 +18,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"sigs.k8s.io/yaml"
-
-	"github.com/certkeeper/certkeeper/internal/config"
 )
 
 // objects are the Kubernetes objects of one deployment, decoded into the
@@ -243,16 +242,19 @@ func check(t *testing.T, o *objects, want expectations) {
 		t.Errorf("CERTKEEPER_DATABASE set: %t, PostgreSQL wanted: %t", ok, want.postgres)
 	}
 
-	// The configuration loads with certkeeper's own loader.
+	// certkeeper accepts the configuration.
 	cfg := loadConfig(t, cm.Data["certkeeper.yaml"], env, want.secretValues)
 	if cfg.Listen != "0.0.0.0:8080" || cfg.DataDir != "/var/lib/certkeeper" {
 		t.Errorf("listen %s, dataDir %s; want 0.0.0.0:8080 and the data volume", cfg.Listen, cfg.DataDir)
 	}
-	if cfg.IsPostgres() != want.postgres {
-		t.Errorf("PostgreSQL configured: %t, want %t", cfg.IsPostgres(), want.postgres)
+	shutdownGrace := 20 * time.Second // certkeeper's default
+	if cfg.Jobs.ShutdownGrace != "" {
+		if shutdownGrace, err = time.ParseDuration(cfg.Jobs.ShutdownGrace); err != nil {
+			t.Fatalf("jobs.shutdownGrace: %v", err)
+		}
 	}
-	if grace := time.Duration(*pod.Spec.TerminationGracePeriodSeconds) * time.Second; grace < cfg.Jobs.ShutdownGrace+30*time.Second {
-		t.Errorf("terminationGracePeriodSeconds %v leaves too little after jobs.shutdownGrace %v", grace, cfg.Jobs.ShutdownGrace)
+	if grace := time.Duration(*pod.Spec.TerminationGracePeriodSeconds) * time.Second; grace < shutdownGrace+30*time.Second {
+		t.Errorf("terminationGracePeriodSeconds %v leaves too little after jobs.shutdownGrace %v", grace, shutdownGrace)
 	}
 
 	// The Service reaches the pods on the API port.
@@ -296,10 +298,20 @@ func check(t *testing.T, o *objects, want expectations) {
 	}
 }
 
-// loadConfig loads certkeeper.yaml as the container would: the Secret's
-// keys as files (their mount moved to a temporary directory) and the
-// container's environment.
-func loadConfig(t *testing.T, doc string, env, secretFiles map[string]string) *config.Config {
+// fileConfig is what these tests read of certkeeper.yaml themselves;
+// certkeeper validates the whole of it.
+type fileConfig struct {
+	Listen  string `json:"listen"`
+	DataDir string `json:"dataDir"`
+	Jobs    struct {
+		ShutdownGrace string `json:"shutdownGrace"`
+	} `json:"jobs"`
+}
+
+// loadConfig has certkeeper check certkeeper.yaml as the container would
+// load it: with the Secret's keys as files (their mount moved to a
+// temporary directory) and the container's environment.
+func loadConfig(t *testing.T, doc string, env, secretFiles map[string]string) fileConfig {
 	t.Helper()
 	dir := t.TempDir()
 	secretsDir := filepath.Join(dir, "secrets")
@@ -311,14 +323,21 @@ func loadConfig(t *testing.T, doc string, env, secretFiles map[string]string) *c
 			t.Fatal(err)
 		}
 	}
-	doc = strings.ReplaceAll(doc, "/etc/certkeeper/secrets/", secretsDir+"/")
 	path := filepath.Join(dir, "certkeeper.yaml")
-	if err := os.WriteFile(path, []byte(doc), 0o600); err != nil {
+	if err := os.WriteFile(path, []byte(strings.ReplaceAll(doc, "/etc/certkeeper/secrets/", secretsDir+"/")), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := config.Load(path, func(k string) string { return env[k] })
-	if err != nil {
-		t.Fatalf("certkeeper refuses the configuration:\n%v\n%s", err, doc)
+	cmd := exec.Command(certkeeperBin, "check", "--config", path)
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
+	for k, v := range env {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("certkeeper refuses the configuration: %v\n%s\n%s", err, out, doc)
+	}
+	var cfg fileConfig
+	if err := yaml.Unmarshal([]byte(doc), &cfg); err != nil {
+		t.Fatal(err)
 	}
 	return cfg
 }

@@ -25,6 +25,7 @@ Usage:
   certkeeper dev [--zone Z] [--keep]       run everything in one process: embedded CA, DNS and the service
   certkeeper serve [--config FILE]         run the service (config also from CERTKEEPER_CONFIG)
   certkeeper migrate [--config FILE]       apply the database migrations and exit (serve applies them too)
+  certkeeper check [--config FILE]         validate the configuration and exit
   certkeeper version                       print the version
 
 Client commands (server from --server or CERTKEEPER_URL, key from --api-key or CERTKEEPER_API_KEY):
@@ -65,6 +66,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = serve(ctx, args[1:], stderr)
 	case cmd == "migrate":
 		err = migrate(ctx, args[1:], stdout, stderr)
+	case cmd == "check":
+		err = check(ctx, args[1:], stdout, stderr)
 	case cmd == "dev":
 		err = dev(ctx, args[1:], stdout, stderr, os.Getenv)
 	case cmd == "version" || cmd == "--version" || cmd == "-version":

@@ -76,3 +76,20 @@ func loadServiceConfig(name string, args []string, stderr io.Writer) (*config.Co
 	}
 	return cfg, logger, nil
 }
+
+// check loads and validates the configuration — including the files its
+// …File keys name and the environment — and exits: 0 when certkeeper would
+// start with it, 2 with every problem otherwise. It connects to nothing.
+func check(_ context.Context, args []string, stdout, stderr io.Writer) error {
+	cfg, _, err := loadServiceConfig("check", args, stderr)
+	if err != nil {
+		return err
+	}
+	database := "SQLite " + cfg.SQLitePath()
+	if cfg.IsPostgres() {
+		database = "PostgreSQL"
+	}
+	fmt.Fprintf(stdout, "the configuration is valid: listen %s, %s, CA %s, %d DNS provider(s), %d API key(s)\n",
+		cfg.Listen, database, cfg.ACME.Endpoint, len(cfg.DNS.Providers), len(cfg.Auth.APIKeys))
+	return nil
+}
