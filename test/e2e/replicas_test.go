@@ -272,6 +272,13 @@ func TestReplicasFailover(t *testing.T) {
 		t.Fatal(err)
 	}
 	killedAt := time.Now()
+	// What it ran when it died (it may have finished or fetched jobs since
+	// the look above); nothing changes that until the rescue, rescueAfter
+	// later.
+	victimOps = c.runningJobs(ctx, t)[victimID]
+	if len(victimOps) == 0 {
+		t.Fatalf("replica %s finished all its issuances just before it was killed", victimID)
+	}
 	done := c.queryInt(ctx, t, `SELECT COUNT(*) FROM operations WHERE status = 'succeeded'`)
 	t.Logf("killed replica %s (leader: %t) while it ran %d issuances; %d of %d had succeeded, %v after submission",
 		victimID, wasLeader, len(victimOps), done, total, killedAt.Sub(submitted).Round(time.Millisecond))
@@ -280,6 +287,10 @@ func TestReplicasFailover(t *testing.T) {
 		return c.queryInt(ctx, t, `SELECT COUNT(*) FROM operations WHERE status IN ('succeeded', 'failed')`) == total
 	})
 	t.Logf("all %d issuances ended %v after the kill", total, time.Since(killedAt).Round(time.Millisecond))
+	// River records a job's completion a moment after its operation ended.
+	eventually(ctx, t, "every job to be completed", func() bool {
+		return c.queryInt(ctx, t, `SELECT COUNT(*) FROM river_job WHERE kind = 'certkeeper_issue' AND state = 'completed'`) == total
+	})
 
 	// Exactly once: every operation succeeded with its own version, one
 	// version per certificate.
@@ -325,27 +336,38 @@ func TestReplicasFailover(t *testing.T) {
 	t.Logf("the %d issuances of the killed replica were taken over and finished %v after the kill",
 		len(victimOps), lastRescued.Sub(killedAt).Round(time.Millisecond))
 
-	// River rescued them from the dead replica, and a live one worked them.
-	for _, op := range victimOps {
-		var lastWorker string
-		var rescued bool
-		if err := c.db.QueryRowContext(ctx, `SELECT attempted_by[array_length(attempted_by, 1)],
-			EXISTS (SELECT 1 FROM unnest(errors) e WHERE e->>'error' LIKE 'Stuck job rescued%')
-			FROM river_job WHERE args->>'operationId' = $1`, op).Scan(&lastWorker, &rescued); err != nil {
+	// River rescued jobs from the dead replica only — the claims of the live
+	// ones were renewed while their issuances ran — including every one it
+	// ran when killed (it may have fetched more just before), and a live
+	// replica finished each.
+	rows, err = c.db.QueryContext(ctx, `SELECT j.args->>'operationId', j.attempted_by[(e->>'attempt')::int],
+		j.attempted_by[array_length(j.attempted_by, 1)], j.state
+		FROM river_job j, unnest(j.errors) e
+		WHERE j.kind = 'certkeeper_issue' AND e->>'error' LIKE 'Stuck job rescued%'`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rescued := map[string]bool{}
+	for rows.Next() {
+		var op, stuckOn, lastWorker, state string
+		if err := rows.Scan(&op, &stuckOn, &lastWorker, &state); err != nil {
 			t.Fatal(err)
 		}
-		if lastWorker == victimID || ids[lastWorker] == nil || !rescued {
-			t.Errorf("job of operation %s: last worked by %s, rescued %t; want a live replica after a rescue", op, lastWorker, rescued)
+		rescued[op] = true
+		if stuckOn != victimID {
+			t.Errorf("the job of operation %s was rescued from %s, a live replica", op, stuckOn)
+		}
+		if ids[lastWorker] == nil || lastWorker == victimID || state != "completed" {
+			t.Errorf("the job of operation %s was last worked by %s and is %s; want a live replica, completed", op, lastWorker, state)
 		}
 	}
-
-	// Jobs of live replicas were never taken from them: their claims were
-	// renewed while the issuances ran.
-	if n := c.queryInt(ctx, t, `SELECT COUNT(*) FROM river_job WHERE kind = 'certkeeper_issue'
-		AND NOT (args->>'operationId' = ANY($1))
-		AND EXISTS (SELECT 1 FROM unnest(errors) e WHERE e->>'error' LIKE 'Stuck job rescued%')`, victimOps); n != 0 {
-		t.Errorf("%d jobs of live replicas were rescued", n)
+	rows.Close()
+	for _, op := range victimOps {
+		if !rescued[op] {
+			t.Errorf("the job of operation %s, running on the killed replica, was not rescued", op)
+		}
 	}
+	t.Logf("%d jobs rescued from the killed replica", len(rescued))
 
 	// No TXT record left.
 	var left []string
