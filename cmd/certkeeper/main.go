@@ -24,6 +24,8 @@ const usage = `certkeeper — certificates from any ACME CA by DNS-01, behind an
 Usage:
   certkeeper dev [--zone Z] [--keep]       run everything in one process: embedded CA, DNS and the service
   certkeeper serve [--config FILE]         run the service (config also from CERTKEEPER_CONFIG)
+  certkeeper migrate [--config FILE]       apply the database migrations and exit (serve applies them too)
+  certkeeper check [--config FILE]         validate the configuration and exit
   certkeeper version                       print the version
   certkeeper masterkey rotate              re-encrypt every private key under a new master key (service stopped)
   certkeeper import --from-azure-key-vault DESTINATION
@@ -80,6 +82,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = clientCommands[cmd](ctx, args[1:], e)
 	case cmd == "serve":
 		err = serve(ctx, args[1:], stderr)
+	case cmd == "migrate":
+		err = migrate(ctx, args[1:], stdout, stderr)
+	case cmd == "check":
+		err = check(ctx, args[1:], stdout, stderr)
 	case cmd == "dev":
 		err = dev(ctx, args[1:], stdout, stderr, os.Getenv)
 	case cmd == "masterkey":

@@ -87,7 +87,9 @@ func TestMasterKeyRotate(t *testing.T) {
 				t.Errorf("the account key does not open with the new key: %v", err)
 			}
 
-			// Run with the old key again: refused, nothing changes.
+			// Run with the old key again: refused, nothing changes. The
+			// store is closed first: SQLite serves one process at a time.
+			st.Close()
 			out.Reset()
 			if err := os.WriteFile(keyFile, []byte(encoded+"\n"), 0o600); err != nil {
 				t.Fatal(err)

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"io/fs"
@@ -18,27 +17,9 @@ import (
 )
 
 func serve(ctx context.Context, args []string, stderr io.Writer) error {
-	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	configPath := fs.String("config", os.Getenv("CERTKEEPER_CONFIG"), "configuration file (YAML); also CERTKEEPER_CONFIG")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return &usageError{err}
-	}
-	if fs.NArg() > 0 {
-		return &usageError{fmt.Errorf("serve takes no arguments, got %q", fs.Args())}
-	}
-	cfg, err := config.Load(*configPath, os.Getenv)
+	cfg, logger, err := loadServiceConfig("serve", args, stderr)
 	if err != nil {
-		// Load validates: err lists every problem, one per line.
-		return &usageError{fmt.Errorf("the configuration has problems:\n  %s",
-			strings.ReplaceAll(err.Error(), "\n", "\n  "))}
-	}
-	logger, err := newLogger(cfg.Log, stderr)
-	if err != nil {
-		return &usageError{err}
+		return err
 	}
 	return runService(ctx, cfg, logger, nil)
 }

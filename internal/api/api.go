@@ -80,8 +80,8 @@ type server struct {
 
 // New returns the API handler. It is safe for concurrent use. Unknown paths
 // answer 404 and known paths with another method 405 (with Allow), both as
-// problem+json and without authentication; GET /api/ping is anonymous; every
-// other route authenticates the caller first.
+// problem+json and without authentication; GET /api/ping, /healthz and
+// /readyz are anonymous; every other route authenticates the caller first.
 func New(opts Options) http.Handler {
 	s := &server{
 		backend:      opts.Backend,

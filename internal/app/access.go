@@ -43,13 +43,14 @@ func NewAccess(st *store.Store, logger *slog.Logger) *Access {
 }
 
 // OpenAccess opens (and migrates) the configured database for the CLI's
-// offline key and audit commands. close closes the database.
+// offline key and audit commands, beside a running server if there is one
+// (store.OpenShared). close closes the database.
 func OpenAccess(ctx context.Context, cfg *config.Config, logger *slog.Logger) (a *Access, close func() error, err error) {
 	dsn := cfg.Database.Reveal()
 	if dsn == "" {
 		dsn = cfg.SQLitePath()
 	}
-	st, err := store.Open(ctx, dsn, logger)
+	st, err := store.OpenShared(ctx, dsn, logger)
 	if err != nil {
 		return nil, nil, err
 	}

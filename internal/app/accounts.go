@@ -17,7 +17,16 @@ type accountStore struct {
 	key   *secret.Key
 }
 
-var _ issuer.AccountStore = (*accountStore)(nil)
+var (
+	_ issuer.AccountStore  = (*accountStore)(nil)
+	_ issuer.AccountLocker = (*accountStore)(nil)
+)
+
+// LockAccount implements issuer.AccountLocker with the database's lock, which
+// every replica on a PostgreSQL database shares.
+func (a *accountStore) LockAccount(ctx context.Context, directoryURL string, fn func(ctx context.Context) error) error {
+	return a.store.WithLock(ctx, "acme-account "+directoryURL, fn)
+}
 
 func (a *accountStore) Account(ctx context.Context, directoryURL string) (issuer.Account, error) {
 	row, err := a.store.Account(ctx, directoryURL)

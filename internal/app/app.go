@@ -135,14 +135,14 @@ func New(ctx context.Context, opts Options) (*App, error) {
 		return nil, err
 	}
 
-	runner := job.NewRunner(st, a.cas, a.metrics.Solvers(a.dns), a.vault, logger)
+	runner := job.NewRunner(st, job.SetOf(a.cas), a.metrics.Solvers(a.dns), a.vault, logger)
 	if err := a.setupDeliveries(runner, opts.AzureTransport); err != nil {
 		return nil, err
 	}
 	runner.Observe(a.access)
 	jobOpts := job.Options{
 		Store: st, Runner: runner, Workers: cfg.Jobs.Workers,
-		Timeout: cfg.Jobs.Timeout, RescueAfter: cfg.Jobs.RescueAfter, Logger: logger,
+		Timeout: cfg.Jobs.Timeout, RescueAfter: cfg.Jobs.RescueAfter, Housekeeping: a.housekeeping(), Logger: logger,
 	}
 	a.renewalJobs(cfg, runner, &jobOpts)
 	a.queue, err = job.New(ctx, jobOpts)
@@ -173,11 +173,6 @@ func (a *App) Addr() net.Addr { return a.listener.Addr() }
 // Handler is the HTTP API with the dashboard in front of it.
 func (a *App) Handler() http.Handler { return a.handler }
 
-// shutdownGrace bounds how long running operations may take to finish after
-// a stop was asked for; after it they are cancelled and resumed on the next
-// start.
-const shutdownGrace = 20 * time.Second
-
 // Run serves the API and works jobs until ctx is done, then stops taking
 // requests and jobs, lets running ones finish within a grace period, and
 // closes the database.
@@ -198,8 +193,10 @@ func (a *App) Run(ctx context.Context) error {
 	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(a.listener) }()
+	stopPrepare := a.prepareAccount(ctx)
+	defer stopPrepare()
 	a.logger.InfoContext(ctx, "certkeeper is serving", "addr", a.listener.Addr().String(),
-		"database", string(a.store.Dialect()), "acme_endpoint", a.cfg.ACME.Endpoint)
+		"database", string(a.store.Dialect()), "acme_endpoint", a.cfg.ACME.Endpoint, "replica_id", a.queue.ReplicaID())
 
 	var runErr error
 	select {
@@ -209,7 +206,9 @@ func (a *App) Run(ctx context.Context) error {
 	}
 	a.logger.Info("stopping")
 	a.queueRunning.Store(false)
-	stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownGrace)
+	// jobs.shutdownGrace bounds how long running operations may take to
+	// finish; after it they are cancelled and handed back to the queue.
+	stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), a.cfg.Jobs.ShutdownGrace)
 	defer cancel()
 	if err := srv.Shutdown(stopCtx); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		runErr = errors.Join(runErr, fmt.Errorf("stopping HTTP server: %w", err))

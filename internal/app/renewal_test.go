@@ -220,8 +220,9 @@ func TestRenewsWhenARIWindowOpens(t *testing.T) {
 		}
 		stop()
 
-		// Move the window into the past at Pebble.
-		st, err := store.Open(t.Context(), dsnOf(cfg), slog.New(slog.DiscardHandler))
+		// Move the window into the past at Pebble. The test reads the
+		// database beside the service it restarts below.
+		st, err := store.OpenShared(t.Context(), dsnOf(cfg), slog.New(slog.DiscardHandler))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -33,8 +33,6 @@ const (
 	// masterKeyFileName and databaseFileName sit in DataDir.
 	masterKeyFileName = "master.key"
 	databaseFileName  = "certkeeper.db"
-	// rescueMargin is added to Jobs.Timeout for the default RescueAfter.
-	rescueMargin = time.Minute
 )
 
 // The environment variables Load reads. Their names are a public contract.
@@ -65,17 +63,18 @@ func defaults() Config {
 		DataDir: DefaultDataDir,
 		ACME:    ACME{Endpoint: DefaultACMEEndpoint},
 		DNS:     DNS{PropagationTimeout: DefaultPropagationTimeout, FollowCNAMEs: true},
-		Jobs:    Jobs{Workers: DefaultWorkers, Timeout: DefaultJobTimeout},
+		Jobs:    Jobs{Workers: DefaultWorkers, Timeout: DefaultJobTimeout, RescueAfter: DefaultRescueAfter, ShutdownGrace: DefaultShutdownGrace},
 		Auth:    Auth{RateLimit: DefaultRateLimit},
 		Log:     Log{Level: DefaultLogLevel, Format: DefaultLogFormat},
 		Delivery: Delivery{Timeout: DefaultDeliveryTimeout, RetryMin: DefaultDeliveryRetryMin,
 			RetryMax: DefaultDeliveryRetryMax, MaxAttempts: DefaultDeliveryMaxAttempts},
-		Renewal: defaultRenewal(),
+		Renewal:      defaultRenewal(),
+		Housekeeping: defaultHousekeeping(),
 	}
 }
 
 // derive fills the defaults that depend on other values: the master key file
-// in DataDir, Jobs.RescueAfter from Jobs.Timeout, each provider's propagation
+// in DataDir, each provider's propagation
 // timeout from DNS.PropagationTimeout, and the trailing slash of Custom DNS
 // endpoints.
 func (c *Config) derive() {
@@ -83,9 +82,6 @@ func (c *Config) derive() {
 		c.MasterKeyFile = filepath.Join(c.DataDir, masterKeyFileName)
 	}
 	c.deriveCAs()
-	if c.Jobs.RescueAfter == 0 {
-		c.Jobs.RescueAfter = c.Jobs.Timeout + rescueMargin
-	}
 	for i := range c.DNS.Providers {
 		p := &c.DNS.Providers[i]
 		if p.PropagationTimeout == 0 {

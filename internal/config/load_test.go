@@ -62,12 +62,13 @@ func TestLoadExample(t *testing.T) {
 			APIKeys:   []APIKey{{Name: "ci", Key: testAPIKey, Roles: []string{"Acmebot.IssueCertificate", "Acmebot.RevokeCertificate"}}},
 			RateLimit: DefaultRateLimit,
 		},
-		Jobs: Jobs{Workers: 20, Timeout: 15 * time.Minute, RescueAfter: 16 * time.Minute},
+		Jobs: Jobs{Workers: 20, Timeout: 15 * time.Minute, RescueAfter: time.Minute, ShutdownGrace: 20 * time.Second},
 		Log:  Log{Level: "info", Format: "text"},
 		Delivery: Delivery{Timeout: 2 * time.Minute, RetryMin: 30 * time.Second, RetryMax: time.Hour,
 			MaxAttempts: 20},
 		// issue 5
-		Renewal: defaultRenewal(),
+		Renewal:      defaultRenewal(),
+		Housekeeping: Housekeeping{Interval: time.Hour, OperationRetention: 720 * time.Hour, JobRetention: 24 * time.Hour},
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("Load() mismatch (-want +got):\n%s", diff)
@@ -83,7 +84,8 @@ func TestDefault(t *testing.T) {
 		ACME:          ACME{Endpoint: "https://acme-v02.api.letsencrypt.org/directory"},
 		DNS:           DNS{PropagationTimeout: 5 * time.Minute, FollowCNAMEs: true},
 		Auth:          Auth{RateLimit: RateLimit{PerMinute: 30, Burst: 30}},
-		Jobs:          Jobs{Workers: 20, Timeout: 15 * time.Minute, RescueAfter: 16 * time.Minute},
+		Jobs:          Jobs{Workers: 20, Timeout: 15 * time.Minute, RescueAfter: time.Minute, ShutdownGrace: 20 * time.Second},
+		Housekeeping:  Housekeeping{Interval: time.Hour, OperationRetention: 720 * time.Hour, JobRetention: 24 * time.Hour},
 		Log:           Log{Level: "info", Format: "text"},
 		Delivery: Delivery{Timeout: 2 * time.Minute, RetryMin: 30 * time.Second, RetryMax: time.Hour,
 			MaxAttempts: 20},
@@ -140,7 +142,7 @@ jobs:
 			CustomDNS: &CustomDNS{Endpoint: "https://dns.example.com/api/", APIKey: "key", APIKeyHeaderName: "X-Api-Key"},
 		},
 	}
-	want.Jobs = Jobs{Workers: 20, Timeout: 30 * time.Minute, RescueAfter: 31 * time.Minute}
+	want.Jobs = Jobs{Workers: 20, Timeout: 30 * time.Minute, RescueAfter: time.Minute, ShutdownGrace: 20 * time.Second}
 	if diff := cmp.Diff(&want, got); diff != "" {
 		t.Errorf("load() mismatch (-want +got):\n%s", diff)
 	}

@@ -31,6 +31,7 @@ type Config struct {
 	DNS           DNS           `yaml:"dns"`
 	Auth          Auth          `yaml:"auth"`
 	Jobs          Jobs          `yaml:"jobs"`
+	Housekeeping  Housekeeping  `yaml:"housekeeping"` // issue 10
 	Log           Log           `yaml:"log"`
 
 	// Destinations are where certificates are delivered besides the
@@ -157,11 +158,17 @@ type Jobs struct {
 	Workers int `yaml:"workers"`
 	// Timeout bounds one attempt of a job; default 15m.
 	Timeout time.Duration `yaml:"timeout"`
-	// RescueAfter is how long a job may stay running before another
-	// process takes it over (its process is presumed dead); default
-	// Timeout + 1m. With SQLite, jobs left running by a previous process
-	// are taken over at start.
+	// RescueAfter is how long a running job's replica may go silent before
+	// another replica takes the job over (its process is presumed dead);
+	// default 1m. A live replica renews its running jobs every quarter of
+	// it, so it need not exceed Timeout. With SQLite (one process), jobs
+	// left running by a previous process are taken over at start.
 	RescueAfter time.Duration `yaml:"rescueAfter"`
+	// ShutdownGrace is how long running operations may take to finish
+	// after SIGTERM; then they are cancelled and handed back to the queue,
+	// for another replica or the next start. Default 20s; stopping takes at
+	// most about 30s more (cancelled operations remove their DNS records).
+	ShutdownGrace time.Duration `yaml:"shutdownGrace"`
 }
 
 // Log is how the process logs.

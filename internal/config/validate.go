@@ -92,6 +92,7 @@ func (c *Config) problems() problems {
 	c.Auth.validate(&p)
 	c.Auth.validateAccess(&p)
 	c.Jobs.validate(&p)
+	c.Housekeeping.validate(&p)
 	c.Log.validate(&p)
 	c.validateDestinations(&p)
 	c.Renewal.validate(&p)
@@ -271,10 +272,11 @@ func (j *Jobs) validate(p *problems) {
 	if j.Timeout <= 0 {
 		p.add("jobs.timeout", "must be positive")
 	}
-	if j.RescueAfter <= 0 {
-		p.add("jobs.rescueAfter", "must be positive")
-	} else if j.RescueAfter < j.Timeout {
-		p.add("jobs.rescueAfter", "must not be shorter than jobs.timeout (%s)", j.Timeout)
+	if j.RescueAfter < minRescueAfter {
+		p.add("jobs.rescueAfter", "must be at least %s", minRescueAfter)
+	}
+	if j.ShutdownGrace <= 0 {
+		p.add("jobs.shutdownGrace", "must be positive")
 	}
 }
 

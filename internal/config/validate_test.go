@@ -236,10 +236,20 @@ func TestValidate(t *testing.T) {
 		// jobs
 		{"jobs workers zero", func(c *Config) { c.Jobs.Workers = 0 }, []string{"jobs.workers: must be positive"}},
 		{"jobs timeout zero", func(c *Config) { c.Jobs.Timeout = 0 }, []string{"jobs.timeout: must be positive"}},
-		{"jobs rescueAfter zero", func(c *Config) { c.Jobs.RescueAfter = 0 }, []string{"jobs.rescueAfter: must be positive"}},
-		{"jobs rescueAfter shorter", func(c *Config) { c.Jobs.RescueAfter = time.Minute },
-			[]string{"jobs.rescueAfter: must not be shorter than jobs.timeout (15m0s)"}},
-		{"jobs rescueAfter equal", func(c *Config) { c.Jobs.RescueAfter = c.Jobs.Timeout }, nil},
+		{"jobs rescueAfter zero", func(c *Config) { c.Jobs.RescueAfter = 0 }, []string{"jobs.rescueAfter: must be at least 2s"}},
+		{"jobs rescueAfter too short", func(c *Config) { c.Jobs.RescueAfter = 1999 * time.Millisecond },
+			[]string{"jobs.rescueAfter: must be at least 2s"}},
+		{"jobs rescueAfter 2s", func(c *Config) { c.Jobs.RescueAfter = 2 * time.Second }, nil},
+		{"jobs rescueAfter shorter than timeout", func(c *Config) { c.Jobs.RescueAfter = time.Minute }, nil},
+		{"jobs shutdownGrace zero", func(c *Config) { c.Jobs.ShutdownGrace = 0 }, []string{"jobs.shutdownGrace: must be positive"}},
+		// housekeeping
+		{"housekeeping interval zero", func(c *Config) { c.Housekeeping.Interval = 0 }, []string{"housekeeping.interval: must be positive"}},
+		{"housekeeping operationRetention negative", func(c *Config) { c.Housekeeping.OperationRetention = -time.Hour },
+			[]string{"housekeeping.operationRetention: must be positive"}},
+		{"housekeeping jobRetention zero", func(c *Config) { c.Housekeeping.JobRetention = 0 }, []string{"housekeeping.jobRetention: must be positive"}},
+		{"housekeeping short", func(c *Config) {
+			c.Housekeeping = Housekeeping{Interval: time.Second, OperationRetention: time.Second, JobRetention: time.Second}
+		}, nil},
 		// log
 		{"log level", func(c *Config) { c.Log.Level = "trace" }, []string{`log.level: "trace" is not a level, use one of: debug, info, warn, error`}},
 		{"log format", func(c *Config) { c.Log.Format = "xml" }, []string{`log.format: "xml" is not a format, use one of: text, json`}},

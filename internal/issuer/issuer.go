@@ -147,7 +147,7 @@ func (i *Issuer) session(ctx context.Context) (*session, error) {
 	acct, err := i.accounts.Account(ctx, i.cfg.DirectoryURL)
 	switch {
 	case errors.Is(err, ErrNoAccount):
-		s, err := i.register(ctx)
+		s, err := i.registerExclusive(ctx, nil)
 		if err != nil {
 			return nil, err
 		}
@@ -156,6 +156,17 @@ func (i *Issuer) session(ctx context.Context) (*session, error) {
 	case err != nil:
 		return nil, fmt.Errorf("loading ACME account for %s: %w", i.cfg.DirectoryURL, err)
 	}
+	s, err := i.sessionFor(ctx, acct)
+	if err != nil {
+		return nil, err
+	}
+	i.log.InfoContext(ctx, "loaded ACME account", "account_uri", acct.URI)
+	i.sess = s
+	return s, nil
+}
+
+// sessionFor builds the session of a stored account.
+func (i *Issuer) sessionFor(ctx context.Context, acct Account) (*session, error) {
 	if acct.Key == nil || acct.URI == "" {
 		return nil, fmt.Errorf("loading ACME account for %s: stored account has no key or URI", i.cfg.DirectoryURL)
 	}
@@ -166,6 +177,14 @@ func (i *Issuer) session(ctx context.Context) (*session, error) {
 	i.sess = &session{acct: acct, core: core}
 	i.syncContacts(ctx, i.sess)
 	return i.sess, nil
+}
+
+// Prepare loads the stored account, or registers one, ahead of the first
+// issuance. Issuances do it themselves when Prepare was not called or
+// failed.
+func (i *Issuer) Prepare(ctx context.Context) error {
+	_, err := i.session(ctx)
+	return err
 }
 
 // reregister replaces stale, an account the CA no longer knows, with a newly
@@ -181,7 +200,7 @@ func (i *Issuer) reregister(ctx context.Context, stale *session) (*session, erro
 		return s, nil
 	}
 	i.log.WarnContext(ctx, "ACME account unknown to the CA; registering a new one", "account_uri", stale.acct.URI)
-	s, err := i.register(ctx)
+	s, err := i.registerExclusive(ctx, stale)
 	if err != nil {
 		return nil, err
 	}
@@ -189,8 +208,38 @@ func (i *Issuer) reregister(ctx context.Context, stale *session) (*session, erro
 	return s, nil
 }
 
+// registerExclusive registers an account under the AccountStore's lock
+// when it has one (AccountLocker), unless the store holds, by the time the
+// lock is ours, an account other than stale: one that another process sharing
+// the store registered meanwhile, which is used instead. i.mu is held.
+func (i *Issuer) registerExclusive(ctx context.Context, stale *session) (*session, error) {
+	locker, ok := i.accounts.(AccountLocker)
+	if !ok {
+		return i.register(ctx)
+	}
+	var s *session
+	err := locker.LockAccount(ctx, i.cfg.DirectoryURL, func(ctx context.Context) error {
+		acct, err := i.accounts.Account(ctx, i.cfg.DirectoryURL)
+		switch {
+		case err == nil && (stale == nil || acct.URI != stale.acct.URI):
+			i.log.InfoContext(ctx, "using the ACME account another process registered", "account_uri", acct.URI)
+			s, err = i.sessionFor(ctx, acct)
+			return err
+		case err != nil && !errors.Is(err, ErrNoAccount):
+			return fmt.Errorf("loading ACME account for %s: %w", i.cfg.DirectoryURL, err)
+		}
+		s, err = i.register(ctx)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
 // register creates an EC P-256 account key, registers it with the CA
-// (agreeing to the terms of service) and saves the account. i.mu is held.
+// (agreeing to the terms of service) and saves the account. i.mu is held,
+// and the AccountStore's lock when it has one.
 func (i *Issuer) register(ctx context.Context) (*session, error) {
 	key, err := GenerateKey("EC", 0, "P-256")
 	if err != nil {

@@ -69,6 +69,16 @@ type AccountStore interface {
 	SaveAccount(ctx context.Context, acct Account) error
 }
 
+// AccountLocker is an AccountStore shared by several processes that can
+// make registration exclusive among them, so that replicas starting at once
+// register one account. The Issuer uses it when its AccountStore has it.
+type AccountLocker interface {
+	// LockAccount runs fn while no other caller, in this process or another
+	// one sharing the store, runs fn for directoryURL. It waits for its turn
+	// until ctx is done.
+	LockAccount(ctx context.Context, directoryURL string, fn func(ctx context.Context) error) error
+}
+
 // ErrNoAccount is returned by AccountStore.Account when none is stored.
 var ErrNoAccount = errors.New("no ACME account stored")
 

@@ -22,7 +22,6 @@ type CAAChecker interface {
 
 var (
 	_ CAAChecker = (*dns.Registry)(nil)
-	_ CAs        = (*issuer.Set)(nil)
 )
 
 // obtain issues the certificate at the spec's CAs in order (the default CAs
@@ -32,7 +31,7 @@ var (
 // the profile, or CAA forbids it — the failure is recorded as a
 // StepFailover step naming the CA and why, and the next CA is tried. It
 // returns the certificate and the CA that issued it.
-func (r *Runner) obtain(ctx context.Context, spec certificate.Spec, req issuer.Request, solver issuer.Solver, t *tracker) (*issuer.Certificate, *issuer.Issuer, error) {
+func (r *Runner) obtain(ctx context.Context, spec certificate.Spec, req issuer.Request, solver issuer.Solver, t *tracker) (*issuer.Certificate, CA, error) {
 	cands, err := r.cas.Candidates(spec.CA)
 	if err != nil {
 		return nil, nil, &issuer.ProblemError{Step: operation.StepOrdering, Op: "choosing the CA", Err: err}
@@ -66,7 +65,7 @@ func (r *Runner) obtain(ctx context.Context, spec certificate.Spec, req issuer.R
 // checkCAA checks the CAA records of names against ca when the solvers can.
 // A lookup that fails, or a CA whose identities cannot be read, is logged
 // and leaves the decision to the CA's own check.
-func (r *Runner) checkCAA(ctx context.Context, ca *issuer.Issuer, names []string, t *tracker) error {
+func (r *Runner) checkCAA(ctx context.Context, ca CA, names []string, t *tracker) error {
 	checker, ok := r.solvers.(CAAChecker)
 	if !ok {
 		return nil

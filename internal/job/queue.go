@@ -6,10 +6,14 @@ package job
 
 import (
 	"context"
+	"crypto/rand"
 	"database/sql"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
+	"strings"
 	"time"
 
 	"github.com/riverqueue/river"
@@ -39,18 +43,32 @@ type Options struct {
 	Runner *Runner
 	// Workers is how many operations run at once.
 	Workers int
-	// Timeout bounds one attempt; RescueAfter is how long a job may stay
-	// running before it is presumed abandoned by a dead process.
-	Timeout     time.Duration
+	// Timeout bounds one attempt of an operation.
+	Timeout time.Duration
+	// RescueAfter is how long a running job's replica may go silent before
+	// another replica takes the job over. A live replica renews its running
+	// jobs every quarter of it (PostgreSQL only: with SQLite there is one
+	// process, and jobs it left running are taken over at start).
 	RescueAfter time.Duration
-	Logger      *slog.Logger
-
 	// Issue 5: more workers, the queues they run in (name to the number of
 	// jobs of it that run at once) and periodic jobs, which River runs on
 	// the elected leader only.
 	Register     func(*river.Workers)
 	Queues       map[string]int
 	PeriodicJobs []*river.PeriodicJob
+	// Housekeeping is the periodic clean-up the elected leader schedules.
+	Housekeeping Housekeeping
+	Logger       *slog.Logger
+}
+
+// Housekeeping configures the periodic clean-up.
+type Housekeeping struct {
+	// Interval is how often it runs.
+	Interval time.Duration
+	// OperationRetention is how long finished operations are kept.
+	OperationRetention time.Duration
+	// JobRetention is how long River keeps finished jobs.
+	JobRetention time.Duration
 }
 
 // Queue is the durable job queue. It is safe for concurrent use.
@@ -58,25 +76,25 @@ type Queue struct {
 	client *river.Client[*sql.Tx]
 	store  *store.Store
 	logger *slog.Logger
+	// stopWork cancels the running operations at the end of Stop's grace
+	// period.
+	stopWork context.CancelFunc
 }
+
+// noRescue is River's rescue delay with SQLite: one process works every job,
+// so a running job is never abandoned while the process lives, and the jobs
+// of a dead process are released at the next start.
+const noRescue = 100 * 365 * 24 * time.Hour
 
 // New migrates River's schema and builds the queue; Start runs it.
 func New(ctx context.Context, opts Options) (*Queue, error) {
-	logger := opts.Logger.With("component", "job")
-	var driver riverdriver.Driver[*sql.Tx]
-	switch opts.Store.Dialect() {
-	case store.SQLite:
-		driver = riversqlite.New(opts.Store.DB())
-	default:
-		driver = riverdatabasesql.New(opts.Store.DB())
+	id := replicaID()
+	logger := opts.Logger.With("component", "job", "replica_id", id)
+	driver := newDriver(opts.Store)
+	if _, err := migrate(ctx, opts.Store, driver, logger); err != nil {
+		return nil, err
 	}
-	migrator, err := rivermigrate.New(driver, &rivermigrate.Config{Logger: quietLogger(logger)})
-	if err != nil {
-		return nil, fmt.Errorf("preparing job queue migrations: %w", err)
-	}
-	if _, err := migrator.Migrate(ctx, rivermigrate.DirectionUp, nil); err != nil {
-		return nil, fmt.Errorf("migrating job queue schema: %w", err)
-	}
+	rescueAfter := opts.RescueAfter
 	if opts.Store.Dialect() == store.SQLite {
 		// SQLite has one process by construction: a job still marked running
 		// was left by a process that died. Hand it back at once instead of
@@ -84,6 +102,7 @@ func New(ctx context.Context, opts Options) (*Queue, error) {
 		if err := releaseOrphans(ctx, opts.Store.DB(), logger); err != nil {
 			return nil, err
 		}
+		rescueAfter = noRescue
 	}
 
 	// An insert in this process triggers a fetch at once, but inside the
@@ -94,9 +113,15 @@ func New(ctx context.Context, opts Options) (*Queue, error) {
 	if opts.Store.Dialect() == store.Postgres {
 		pollInterval = 100 * time.Millisecond
 	}
+	hk := opts.Housekeeping
+	stopping, stopWork := context.WithCancel(context.Background())
 	workers := river.NewWorkers()
-	river.AddWorker(workers, &issueWorker{runner: opts.Runner})
+	river.AddWorker(workers, &issueWorker{
+		runner: opts.Runner, store: opts.Store, timeout: opts.Timeout, rescueAfter: opts.RescueAfter,
+		renewJob: opts.Store.Dialect() == store.Postgres, stopping: stopping, logger: logger,
+	})
 	river.AddWorker(workers, &deliverWorker{runner: opts.Runner})
+	river.AddWorker(workers, &housekeepingWorker{store: opts.Store, retention: hk.OperationRetention, logger: logger})
 	if opts.Register != nil {
 		opts.Register(workers)
 	}
@@ -105,23 +130,98 @@ func New(ctx context.Context, opts Options) (*Queue, error) {
 		queues[name] = river.QueueConfig{MaxWorkers: n}
 	}
 	client, err := river.NewClient(driver, &river.Config{
-		Queues:               queues,
-		PeriodicJobs:         opts.PeriodicJobs,
-		Workers:              workers,
-		JobTimeout:           opts.Timeout,
-		RescueStuckJobsAfter: opts.RescueAfter,
-		FetchCooldown:        20 * time.Millisecond,
-		FetchPollInterval:    pollInterval,
-		MaxAttempts:          25,
-		Logger:               quietLogger(logger),
+		ID:      id,
+		Queues:  queues,
+		Workers: workers,
+		// Each worker bounds its own jobs (Timeout); River's bound would tie
+		// RescueStuckJobsAfter to the longest issuance.
+		JobTimeout:           -1,
+		RescueStuckJobsAfter: rescueAfter,
+		// River warns about a job running past its Timeout (for issuances,
+		// rescueAfter: see issueWorker.Timeout) plus this; an issuance may
+		// run for opts.Timeout.
+		JobStuckThreshold:           opts.Timeout,
+		CompletedJobRetentionPeriod: hk.JobRetention,
+		CancelledJobRetentionPeriod: hk.JobRetention,
+		DiscardedJobRetentionPeriod: hk.JobRetention,
+		PeriodicJobs:                append([]*river.PeriodicJob{housekeepingJob(hk.Interval)}, opts.PeriodicJobs...),
+		FetchCooldown:               20 * time.Millisecond,
+		FetchPollInterval:           pollInterval,
+		MaxAttempts:                 25,
+		Logger:                      quietLogger(logger),
 	})
 	if err != nil {
+		stopWork()
 		return nil, fmt.Errorf("creating job queue: %w", err)
 	}
 	if opts.Runner.deliveries != nil {
 		opts.Runner.deliveries.client = client
 	}
-	return &Queue{client: client, store: opts.Store, logger: logger}, nil
+	return &Queue{client: client, store: opts.Store, logger: logger, stopWork: stopWork}, nil
+}
+
+// replicaID names this process in River's tables: the host name (a pod's
+// name in Kubernetes) and a random suffix, unique per start.
+func replicaID() string {
+	host, _ := os.Hostname()
+	host = strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' {
+			return r
+		}
+		return '_'
+	}, host)
+	if host == "" {
+		host = "certkeeper"
+	}
+	if len(host) > 60 {
+		host = host[:60]
+	}
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	return host + "-" + hex.EncodeToString(b)
+}
+
+// ReplicaID is this process's name in the job queue: River's client id,
+// which River's tables show as the leader and as who worked a job.
+func (q *Queue) ReplicaID() string { return q.client.ID() }
+
+func newDriver(st *store.Store) riverdriver.Driver[*sql.Tx] {
+	if st.Dialect() == store.SQLite {
+		return riversqlite.New(st.DB())
+	}
+	return riverdatabasesql.New(st.DB())
+}
+
+// Migrate brings the job queue's schema (River's tables) up to date and
+// returns the versions it applied. It runs under the store's migration
+// lock, so replicas starting together on an empty database migrate once.
+func Migrate(ctx context.Context, st *store.Store, logger *slog.Logger) ([]int, error) {
+	return migrate(ctx, st, newDriver(st), logger.With("component", "job"))
+}
+
+func migrate(ctx context.Context, st *store.Store, driver riverdriver.Driver[*sql.Tx], logger *slog.Logger) ([]int, error) {
+	migrator, err := rivermigrate.New(driver, &rivermigrate.Config{Logger: quietLogger(logger)})
+	if err != nil {
+		return nil, fmt.Errorf("preparing job queue migrations: %w", err)
+	}
+	var applied []int
+	err = st.WithMigrationLock(ctx, func(ctx context.Context) error {
+		res, err := migrator.Migrate(ctx, rivermigrate.DirectionUp, nil)
+		if err != nil {
+			return fmt.Errorf("migrating job queue schema: %w", err)
+		}
+		for _, v := range res.Versions {
+			applied = append(applied, v.Version)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if len(applied) > 0 {
+		logger.InfoContext(ctx, "applied job queue migrations", "versions", applied)
+	}
+	return applied, nil
 }
 
 // quietLogger passes River's own logging through at warning level and up.
@@ -159,13 +259,15 @@ func (q *Queue) Start(ctx context.Context) error {
 }
 
 // Stop stops taking jobs and waits for running ones until ctx is done; then
-// it cancels them, and they go back to the queue for the next start.
+// it cancels them, and they go back to the queue at once, for another
+// replica or the next start (without counting as a failed attempt).
 func (q *Queue) Stop(ctx context.Context) error {
 	err := q.client.Stop(ctx)
 	if err == nil {
 		return nil
 	}
 	q.logger.WarnContext(ctx, "jobs still running at the end of the grace period; cancelling them")
+	q.stopWork()
 	cancelCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
 	if err := q.client.StopAndCancel(cancelCtx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
@@ -253,12 +355,3 @@ func (q *Queue) InsertMany(ctx context.Context, jobs []river.InsertManyParams) e
 
 // Ping reports whether the queue's database answers.
 func (q *Queue) Ping(ctx context.Context) error { return q.store.Ping(ctx) }
-
-type issueWorker struct {
-	river.WorkerDefaults[IssueArgs]
-	runner *Runner
-}
-
-func (w *issueWorker) Work(ctx context.Context, j *river.Job[IssueArgs]) error {
-	return w.runner.Run(ctx, j.Args.OperationID)
-}

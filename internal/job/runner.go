@@ -2,6 +2,7 @@ package job
 
 import (
 	"context"
+	"crypto"
 	"crypto/sha1" //nolint:gosec // the SHA-1 thumbprint is an identifier Acmebot clients expect, not a security check
 	"crypto/x509"
 	"database/sql"
@@ -27,9 +28,48 @@ import (
 type CAs interface {
 	// Candidates returns the CAs to try, in order, for a certificate that
 	// names names; none means the default CAs.
-	Candidates(names []string) ([]*issuer.Issuer, error)
+	Candidates(names []string) ([]CA, error)
 	// ForVersion returns the CA that issued a stored version.
-	ForVersion(caName, directoryURL string) (*issuer.Issuer, error)
+	ForVersion(caName, directoryURL string) (CA, error)
+}
+
+// CA is one certificate authority as the runner uses it; *issuer.Issuer is
+// one.
+type CA interface {
+	Name() string
+	DirectoryURL() string
+	Obtain(ctx context.Context, req issuer.Request, solver issuer.Solver, progress issuer.Progress) (*issuer.Certificate, error)
+	// CAAIdentities are the domains the CA's CAA records name (RFC 8659).
+	CAAIdentities(ctx context.Context) ([]string, error)
+	// AccountURI is the ACME account orders are placed with.
+	AccountURI(ctx context.Context) (string, error)
+	// RevokeCertificate revokes certDER, signed with its own key where the
+	// reason asks for it.
+	RevokeCertificate(ctx context.Context, certDER []byte, certKey crypto.Signer, reason int) error
+}
+
+var _ CA = (*issuer.Issuer)(nil)
+
+// SetOf adapts a set of issuers to CAs.
+func SetOf(s *issuer.Set) CAs { return issuerSet{s} }
+
+type issuerSet struct{ set *issuer.Set }
+
+func (s issuerSet) Candidates(names []string) ([]CA, error) {
+	list, err := s.set.Candidates(names)
+	out := make([]CA, len(list))
+	for i, c := range list {
+		out[i] = c
+	}
+	return out, err
+}
+
+func (s issuerSet) ForVersion(caName, directoryURL string) (CA, error) {
+	c, err := s.set.ForVersion(caName, directoryURL)
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
 }
 
 // Solvers gives the DNS-01 solver for a certificate's provider and alias.

@@ -59,6 +59,10 @@ const (
 	StepFailover Step = "trying the next CA"
 	// StepRevoking revokes the version a replace operation replaced.
 	StepRevoking Step = "revoking the replaced version"
+
+	// StepWaiting comes first when another operation of the same
+	// certificate was running: one issuance per certificate at a time.
+	StepWaiting Step = "waiting for another operation of this certificate"
 )
 
 // StepRecord is one step an operation passed through.

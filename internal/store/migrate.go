@@ -119,3 +119,22 @@ func splitStatements(body string) []string {
 	}
 	return out
 }
+
+// Migrations returns the versions of the store's migrations applied to the
+// database, in order.
+func (s *Store) Migrations(ctx context.Context) ([]string, error) {
+	rows, err := s.read.QueryContext(ctx, `SELECT version FROM schema_migrations ORDER BY version`)
+	if err != nil {
+		return nil, fmt.Errorf("reading schema_migrations: %w", err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var v string
+		if err := rows.Scan(&v); err != nil {
+			return nil, fmt.Errorf("reading schema_migrations: %w", err)
+		}
+		out = append(out, v)
+	}
+	return out, rows.Err()
+}

@@ -23,6 +23,10 @@ import (
 // ErrNotFound is returned when a row does not exist.
 var ErrNotFound = errors.New("not found")
 
+// ErrDatabaseInUse is returned by Open when another process already uses the
+// SQLite file: SQLite serves one certkeeper process, PostgreSQL several.
+var ErrDatabaseInUse = errors.New("the SQLite database is in use")
+
 // Dialect is the kind of database behind a Store.
 type Dialect string
 
@@ -51,6 +55,10 @@ type Store struct {
 	read    *sql.DB
 	dialect Dialect
 	logger  *slog.Logger
+	// locks are WithLock's locks with SQLite; lockFile holds the SQLite
+	// file's exclusive lock while the Store is open.
+	locks    localLocks
+	lockFile *os.File
 }
 
 // IsPostgresURL reports whether dsn names a PostgreSQL server.
@@ -59,8 +67,22 @@ func IsPostgresURL(dsn string) bool {
 }
 
 // Open connects to the database — a postgres:// URL, or else the path of a
-// SQLite file, created if missing — and applies pending migrations.
+// SQLite file, created if missing — and applies pending migrations. A SQLite
+// file is locked for this process (<file>.lock) until Close; when another
+// process holds it, Open returns an error wrapping ErrDatabaseInUse.
 func Open(ctx context.Context, dsn string, logger *slog.Logger) (*Store, error) {
+	return open(ctx, dsn, logger, true)
+}
+
+// OpenShared is Open without the SQLite file's process lock, for short
+// administrative commands (API keys, the audit log) that run beside a
+// serving process: SQLite's own locking keeps their few writes safe. It
+// must not run jobs.
+func OpenShared(ctx context.Context, dsn string, logger *slog.Logger) (*Store, error) {
+	return open(ctx, dsn, logger, false)
+}
+
+func open(ctx context.Context, dsn string, logger *slog.Logger, exclusive bool) (*Store, error) {
 	s := &Store{logger: logger.With("component", "store")}
 	if IsPostgresURL(dsn) {
 		db, err := sql.Open("pgx", dsn)
@@ -75,9 +97,17 @@ func Open(ctx context.Context, dsn string, logger *slog.Logger) (*Store, error) 
 		if err := os.MkdirAll(filepath.Dir(dsn), 0o700); err != nil {
 			return nil, fmt.Errorf("creating database directory: %w", err)
 		}
+		if exclusive {
+			lock, err := lockDatabaseFile(dsn)
+			if err != nil {
+				return nil, err
+			}
+			s.lockFile = lock
+		}
 		common := "_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(1)"
 		db, err := sql.Open("sqlite", "file:"+dsn+"?"+common+"&_txlock=immediate")
 		if err != nil {
+			s.unlockFile()
 			return nil, fmt.Errorf("opening SQLite %s: %w", dsn, err)
 		}
 		db.SetMaxOpenConns(1)
@@ -86,11 +116,13 @@ func Open(ctx context.Context, dsn string, logger *slog.Logger) (*Store, error) 
 		// before the read-only pool opens it.
 		if err := s.ping(ctx); err != nil {
 			db.Close()
+			s.unlockFile()
 			return nil, err
 		}
 		read, err := sql.Open("sqlite", "file:"+dsn+"?"+common+"&_pragma=query_only(1)")
 		if err != nil {
 			db.Close()
+			s.unlockFile()
 			return nil, fmt.Errorf("opening SQLite %s for reading: %w", dsn, err)
 		}
 		read.SetMaxOpenConns(8)
@@ -128,13 +160,23 @@ func (s *Store) DB() *sql.DB { return s.db }
 // Dialect tells which database this is.
 func (s *Store) Dialect() Dialect { return s.dialect }
 
-// Close closes both pools.
+// Close closes both pools and releases the SQLite file's lock.
 func (s *Store) Close() error {
 	err := s.db.Close()
 	if s.read != s.db && s.read != nil {
 		err = errors.Join(err, s.read.Close())
 	}
+	s.unlockFile()
 	return err
+}
+
+// unlockFile releases the SQLite file's lock (closing the file drops the
+// flock); the lock file itself stays, empty of meaning until the next Open.
+func (s *Store) unlockFile() {
+	if s.lockFile != nil {
+		s.lockFile.Close()
+		s.lockFile = nil
+	}
 }
 
 // Tx runs fn in a transaction, committing when fn returns nil. fn must use

@@ -167,6 +167,25 @@ type server struct {
 // exited cleanly; its output is logged when the test failed.
 func startServer(t *testing.T, cfg map[string]any, dir string) *server {
 	t.Helper()
+	s := newServer(t, cfg, dir)
+	var err error
+	for range 3 { // the free port may be taken before certkeeper binds it
+		s.configure(t)
+		if err = s.start(); err == nil {
+			return s
+		}
+		if !s.portTaken() {
+			break
+		}
+	}
+	t.Fatalf("starting certkeeper: %v", err) // the cleanup logs its output
+	return nil
+}
+
+// newServer prepares a server for cfg in dir without starting it; its
+// cleanup is registered as startServer describes.
+func newServer(t *testing.T, cfg map[string]any, dir string) *server {
+	t.Helper()
 	s := &server{
 		t:          t,
 		cfg:        cfg,
@@ -186,28 +205,29 @@ func startServer(t *testing.T, cfg map[string]any, dir string) *server {
 			s.logOutput()
 		}
 	})
-	var err error
-	for range 3 { // the free port may be taken before certkeeper binds it
-		addr := freeAddr(t)
-		cfg["listen"] = addr
-		s.baseURL = "http://" + addr
-		raw, merr := yaml.Marshal(cfg)
-		if merr != nil {
-			t.Fatalf("encoding config: %v", merr)
-		}
-		if werr := os.WriteFile(s.configPath, raw, 0o600); werr != nil {
-			t.Fatalf("writing config: %v", werr)
-		}
-		if err = s.start(); err == nil {
-			return s
-		}
-		out, _ := os.ReadFile(s.logPath)
-		if !bytes.Contains(out, []byte("address already in use")) {
-			break
-		}
+	return s
+}
+
+// configure writes the config file with a free listen address.
+func (s *server) configure(t *testing.T) {
+	t.Helper()
+	addr := freeAddr(t)
+	s.cfg["listen"] = addr
+	s.baseURL = "http://" + addr
+	raw, err := yaml.Marshal(s.cfg)
+	if err != nil {
+		t.Fatalf("encoding config: %v", err)
 	}
-	t.Fatalf("starting certkeeper: %v", err) // the cleanup logs its output
-	return nil
+	if err := os.WriteFile(s.configPath, raw, 0o600); err != nil {
+		t.Fatalf("writing config: %v", err)
+	}
+}
+
+// portTaken reports whether the last start failed because another process
+// took the listen address first.
+func (s *server) portTaken() bool {
+	out, _ := os.ReadFile(s.logPath)
+	return bytes.Contains(out, []byte("address already in use"))
 }
 
 // start runs the binary and waits for /api/ping.
