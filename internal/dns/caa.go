@@ -280,7 +280,7 @@ func evaluateCAA(owner string, rrs []*mdns.CAA, wildcard bool, identities []stri
 // section 4.2).
 func parseCAAValue(v string) (string, map[string]string) {
 	issuer, rest, _ := strings.Cut(v, ";")
-	issuer = strings.ToLower(strings.TrimSuffix(strings.TrimSpace(issuer), "."))
+	issuer = strings.ToLower(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(issuer), ".")))
 	params := map[string]string{}
 	for p := range strings.SplitSeq(rest, ";") {
 		k, val, ok := strings.Cut(strings.TrimSpace(p), "=")
