@@ -79,7 +79,8 @@ func TestDiskFull(t *testing.T) {
 	if status != http.StatusOK {
 		t.Errorf("issuance after space returned ended %d: %s", status, body)
 	}
-	st, err := store.Open(t.Context(), filepath.Join(dir, "certkeeper.db"), slog.New(slog.DiscardHandler))
+	// Read beside the running service (SQLite serves one process).
+	st, err := store.OpenShared(t.Context(), filepath.Join(dir, "certkeeper.db"), slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}

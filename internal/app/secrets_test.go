@@ -168,7 +168,7 @@ func TestNoSecretsLeak(t *testing.T) {
 	hooks.mu.Unlock()
 
 	// The secrets: configured ones, and the private keys as stored.
-	st, err := store.Open(t.Context(), filepath.Join(cfg.DataDir, "certkeeper.db"), slog.New(slog.DiscardHandler))
+	st, err := store.OpenShared(t.Context(), filepath.Join(cfg.DataDir, "certkeeper.db"), slog.New(slog.DiscardHandler))
 	if cfg.Database != "" {
 		st, err = store.Open(t.Context(), cfg.Database.Reveal(), slog.New(slog.DiscardHandler))
 	}

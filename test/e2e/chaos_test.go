@@ -117,12 +117,12 @@ func TestChaos(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer st.Close()
 	var check string
 	if err := st.DB().QueryRowContext(ctx, "PRAGMA integrity_check").Scan(&check); err != nil || check != "ok" {
 		t.Errorf("PRAGMA integrity_check = %q, %v; want ok", check, err)
 	}
 	t.Logf("FIGURE integrity_check: %s", check)
+	st.Close()      // SQLite serves one process: release it for the restart
 	s.srv.restart() // the stack's cleanup stops it
 }
 
