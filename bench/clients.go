@@ -244,6 +244,9 @@ type certkeeper struct {
 
 	// lastState is the Location of the last operation posted.
 	lastState string
+
+	mu    sync.Mutex
+	steps map[operation.Step][]time.Duration
 }
 
 func newCertkeeper(ctx context.Context, s *stack) (*certkeeper, error) {
@@ -360,6 +363,7 @@ func (c *certkeeper) obtain(ctx context.Context, certs [][]string) error {
 					errs[i] = fmt.Errorf("polling %s: %w", loc, err)
 					return
 				case st == http.StatusOK:
+					c.recordSteps(ctx, loc)
 					return
 				case st != http.StatusAccepted:
 					b, _ := io.ReadAll(resp.Body)
@@ -392,4 +396,32 @@ func rssKB(pid int) int {
 		}
 	}
 	return 0
+}
+
+// recordSteps reads the operation's steps (GET /api/operations/{id}) and
+// adds their durations to c.steps.
+func (c *certkeeper) recordSteps(ctx context.Context, stateURL string) {
+	st, resp, err := c.do(ctx, http.MethodGet, strings.Replace(stateURL, "/api/state/", "/api/operations/", 1), nil)
+	if err != nil || st != http.StatusOK {
+		return
+	}
+	var op struct {
+		Steps []struct {
+			Name       operation.Step `json:"name"`
+			DurationMs *int64         `json:"durationMs"`
+		} `json:"steps"`
+	}
+	if json.NewDecoder(resp.Body).Decode(&op) != nil {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.steps == nil {
+		c.steps = map[operation.Step][]time.Duration{}
+	}
+	for _, s := range op.Steps {
+		if s.DurationMs != nil {
+			c.steps[s.Name] = append(c.steps[s.Name], time.Duration(*s.DurationMs)*time.Millisecond)
+		}
+	}
 }

@@ -161,7 +161,10 @@ func run(ctx context.Context, o options) (string, error) {
 	r.WriteString(w3.markdown(fmt.Sprintf("%d certificates submitted at once (certbot: one after another, one process each)", o.concurrent), "certkeeper"))
 
 	if iss != nil {
-		r.WriteString(iss.stepTable())
+		r.WriteString(stepTable("issuer alone, timed by its progress callback", &iss.mu, iss.steps))
+	}
+	if ck != nil {
+		r.WriteString(stepTable("certkeeper, from its operations' step timestamps", &ck.mu, ck.steps))
 	}
 	if ck != nil {
 		idle := rssKB(ck.pid)

@@ -89,19 +89,19 @@ func (r result) markdown(title, ref string) string {
 	return b.String()
 }
 
-// stepTable renders the issuer's time per step over every issuance it ran.
-func (a *issuerAlone) stepTable() string {
-	a.mu.Lock()
-	defer a.mu.Unlock()
+// stepTable renders time per step over every issuance of the run.
+func stepTable(title string, mu *sync.Mutex, m map[operation.Step][]time.Duration) string {
+	mu.Lock()
+	defer mu.Unlock()
 	var b strings.Builder
-	b.WriteString("## Where the time goes (issuer alone, every issuance of this run)\n\n| step | count | median | max |\n| --- | --- | --- | --- |\n")
-	steps := make([]string, 0, len(a.steps))
-	for st := range a.steps {
+	fmt.Fprintf(&b, "## Where the time goes (%s, every issuance of this run)\n\n| step | count | median | max |\n| --- | --- | --- | --- |\n", title)
+	steps := make([]string, 0, len(m))
+	for st := range m {
 		steps = append(steps, string(st))
 	}
 	sort.Strings(steps)
 	for _, st := range steps {
-		ds := a.steps[opStep(st)]
+		ds := m[operation.Step(st)]
 		fmt.Fprintf(&b, "| %s | %d | %s | %s |\n", st, len(ds), ms(median(ds)), ms(slices.Max(ds)))
 	}
 	b.WriteString("\n")
@@ -204,5 +204,3 @@ func generateLoad(url, key string, d time.Duration) loadReport {
 	}
 	return r
 }
-
-type opStep = operation.Step
