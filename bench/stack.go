@@ -132,7 +132,7 @@ zone %q { type primary; file %q; update-policy { grant %q zonesub TXT; }; };
 	if err := os.WriteFile(filepath.Join(bdir, zone+".db"), []byte(db), 0o644); err != nil {
 		return fmt.Errorf("writing zone file: %w", err)
 	}
-	args := []string{"-c", filepath.Join(bdir, "named.conf"), "-g", "-4", "-n", "1"}
+	args := []string{"-c", filepath.Join(bdir, "named.conf"), "-g", "-4", "-n", "2"}
 	if os.Geteuid() == 0 {
 		u, err := user.Lookup("bind")
 		if err != nil {
