@@ -11,9 +11,13 @@ import (
 
 // Polling intervals: the first poll comes soon, since a fast CA (Pebble, a
 // busy Boulder) often finishes within a few hundred milliseconds, then the
-// interval grows so a slow CA is not hammered.
+// interval grows so a slow CA is not hammered. The first wait was 100 ms
+// until the benchmarks (issue 11, docs/benchmarks.md) showed it was half of
+// a one-name issuance against a CA that answers at once: one wait after the
+// challenges, one after finalize. At 25 ms a CA that takes 2 s costs four
+// more polls per authorization.
 const (
-	pollInitial    = 100 * time.Millisecond
+	pollInitial    = 25 * time.Millisecond
 	pollMax        = 2 * time.Second
 	pollGrowth     = 1.5
 	retryAfterMax  = 30 * time.Second

@@ -54,18 +54,19 @@ func TestBackoffDelay(t *testing.T) {
 	}{
 		{
 			name:        "grows by half to the cap",
-			retryAfters: make([]time.Duration, 10),
-			want:        []time.Duration{100 * ms, 150 * ms, 225 * ms, 337500 * time.Microsecond, 506250 * time.Microsecond, 759375 * time.Microsecond, 1139062500, 1708593750, 2 * time.Second, 2 * time.Second},
+			retryAfters: make([]time.Duration, 13),
+			want: []time.Duration{25 * ms, 37500 * time.Microsecond, 56250 * time.Microsecond, 84375 * time.Microsecond,
+				126562500, 189843750, 284765625, 427148437, 640722655, 961083982, 1441625973, 2 * time.Second, 2 * time.Second},
 		},
 		{
 			name:        "retry-after is a floor",
 			retryAfters: []time.Duration{time.Second, 0, 50 * ms, 3 * time.Second},
-			want:        []time.Duration{time.Second, 150 * ms, 225 * ms, 3 * time.Second},
+			want:        []time.Duration{time.Second, 37500 * time.Microsecond, 56250 * time.Microsecond, 3 * time.Second},
 		},
 		{
 			name:        "retry-after is capped at 30s",
 			retryAfters: []time.Duration{10 * time.Minute, 0},
-			want:        []time.Duration{30 * time.Second, 150 * ms},
+			want:        []time.Duration{30 * time.Second, 37500 * time.Microsecond},
 		},
 	}
 	for _, tc := range tests {
@@ -104,7 +105,7 @@ func TestBackoffWaitObservesHeader(t *testing.T) {
 	if err := b.wait(t.Context(), "0"); err != nil {
 		t.Fatal(err)
 	}
-	if diff := cmp.Diff([]string{"0", "0s", "100ms"}, got); diff != "" {
+	if diff := cmp.Diff([]string{"0", "0s", pollInitial.String()}, got); diff != "" {
 		t.Errorf("observed (-want +got):\n%s", diff)
 	}
 }

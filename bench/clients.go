@@ -1,0 +1,427 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/go-acme/lego/v5/acme"
+	"github.com/go-acme/lego/v5/certcrypto"
+	"github.com/go-acme/lego/v5/certificate"
+	"github.com/go-acme/lego/v5/challenge/dns01"
+	"github.com/go-acme/lego/v5/lego"
+	"github.com/go-acme/lego/v5/providers/dns/dnsupdate"
+	"github.com/go-acme/lego/v5/registration"
+
+	ckdns "github.com/certkeeper/certkeeper/internal/dns"
+	"github.com/certkeeper/certkeeper/internal/dns/rfc2136"
+	"github.com/certkeeper/certkeeper/internal/issuer"
+	"github.com/certkeeper/certkeeper/internal/operation"
+	"github.com/certkeeper/certkeeper/internal/secret"
+)
+
+// client obtains certificates; each element of certs is the names of one
+// certificate. How it spreads them over time is its own: certbot and lego
+// one after another, certkeeper and the issuer all at once.
+type client interface {
+	name() string
+	obtain(ctx context.Context, certs [][]string) error
+}
+
+// ---- certbot ----
+
+type certbot struct {
+	s    *stack
+	dir  string
+	cred string
+}
+
+func newCertbot(s *stack) (*certbot, error) {
+	dir := filepath.Join(s.dir, "certbot")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("creating certbot directory: %w", err)
+	}
+	host, port, _ := strings.Cut(s.dnsAddr, ":")
+	cred := filepath.Join(dir, "rfc2136.ini")
+	ini := fmt.Sprintf("dns_rfc2136_server = %s\ndns_rfc2136_port = %s\ndns_rfc2136_name = %s\ndns_rfc2136_secret = %s\ndns_rfc2136_algorithm = HMAC-SHA256\n",
+		host, port, s.tsigName, s.tsigKey)
+	if err := os.WriteFile(cred, []byte(ini), 0o600); err != nil {
+		return nil, fmt.Errorf("writing certbot credentials: %w", err)
+	}
+	return &certbot{s: s, dir: dir, cred: cred}, nil
+}
+
+func (c *certbot) name() string { return "certbot" }
+
+func (c *certbot) obtain(ctx context.Context, certs [][]string) error {
+	for _, names := range certs {
+		args := []string{"certonly", "--non-interactive", "--agree-tos", "--register-unsafely-without-email",
+			"--server", c.s.directory,
+			"--config-dir", filepath.Join(c.dir, "config"), "--work-dir", filepath.Join(c.dir, "work"), "--logs-dir", filepath.Join(c.dir, "logs"),
+			"--dns-rfc2136", "--dns-rfc2136-credentials", c.cred, "--dns-rfc2136-propagation-seconds", "0",
+			"--key-type", "ecdsa", "--elliptic-curve", "secp256r1",
+			"--cert-name", strings.ReplaceAll(names[0], "*", "star")}
+		for _, n := range names {
+			args = append(args, "-d", n)
+		}
+		cmd := exec.CommandContext(ctx, "certbot", args...)
+		cmd.Env = append(os.Environ(), "REQUESTS_CA_BUNDLE="+c.s.caBundle)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return fmt.Errorf("certbot for %s: %w: %s", names[0], err, out)
+		}
+	}
+	return nil
+}
+
+// ---- lego as a library ----
+
+type legoUser struct {
+	key crypto.Signer
+	reg *acme.ExtendedAccount
+}
+
+func (u *legoUser) GetEmail() string                       { return "" }
+func (u *legoUser) GetRegistration() *acme.ExtendedAccount { return u.reg }
+func (u *legoUser) GetPrivateKey() crypto.Signer           { return u.key }
+
+type legoClient struct {
+	c *lego.Client
+}
+
+func newLego(ctx context.Context, s *stack) (*legoClient, error) {
+	// lego checks propagation through a process-wide resolver: point it at
+	// BIND (the authoritative check would ask port 53).
+	dns01.SetDefaultClient(dns01.NewClient(&dns01.Options{RecursiveNameservers: []string{s.dnsAddr}, Timeout: 5 * time.Second}))
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, fmt.Errorf("generating lego account key: %w", err)
+	}
+	u := &legoUser{key: key}
+	cfg := lego.NewConfig(u)
+	cfg.CADirURL = s.directory
+	cfg.HTTPClient = s.client
+	c, err := lego.NewClient(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("creating lego client: %w", err)
+	}
+	pcfg := dnsupdate.NewDefaultConfig()
+	pcfg.Nameserver = s.dnsAddr
+	pcfg.TSIGAlgorithm = s.tsigAlg + "."
+	pcfg.TSIGKey = s.tsigName
+	pcfg.TSIGSecret = s.tsigKey
+	pcfg.PropagationTimeout = 60 * time.Second
+	p, err := dnsupdate.NewDNSProviderConfig(pcfg)
+	if err != nil {
+		return nil, fmt.Errorf("creating lego dnsupdate provider: %w", err)
+	}
+	if err := c.Challenge.SetDNS01Provider(p, dns01.DisableAuthoritativeNssPropagationRequirement()); err != nil {
+		return nil, fmt.Errorf("setting lego DNS-01 provider: %w", err)
+	}
+	reg, err := c.Registration.Register(ctx, registration.RegisterOptions{TermsOfServiceAgreed: true})
+	if err != nil {
+		return nil, fmt.Errorf("registering lego account: %w", err)
+	}
+	u.reg = reg
+	return &legoClient{c: c}, nil
+}
+
+func (l *legoClient) name() string { return "lego" }
+
+func (l *legoClient) obtain(ctx context.Context, certs [][]string) error {
+	for _, names := range certs {
+		if _, err := l.c.Certificate.Obtain(ctx, certificate.ObtainRequest{Domains: names, Bundle: true, KeyType: certcrypto.EC256}); err != nil {
+			return fmt.Errorf("lego for %s: %w", names[0], err)
+		}
+	}
+	return nil
+}
+
+// ---- certkeeper's issuer alone ----
+
+type memAccounts struct {
+	mu sync.Mutex
+	m  map[string]issuer.Account
+}
+
+func (a *memAccounts) Account(_ context.Context, dir string) (issuer.Account, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	acct, ok := a.m[dir]
+	if !ok {
+		return issuer.Account{}, issuer.ErrNoAccount
+	}
+	return acct, nil
+}
+
+func (a *memAccounts) SaveAccount(_ context.Context, acct issuer.Account) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.m[acct.DirectoryURL] = acct
+	return nil
+}
+
+var _ issuer.AccountStore = (*memAccounts)(nil)
+
+// issuerAlone is internal/issuer with the rfc2136 solver, in process, with
+// no API, database or queue. It runs all certificates at once.
+type issuerAlone struct {
+	iss *issuer.Issuer
+	reg *ckdns.Registry
+
+	mu    sync.Mutex
+	steps map[operation.Step][]time.Duration
+}
+
+func newIssuerAlone(s *stack) (*issuerAlone, error) {
+	p, err := rfc2136.New(rfc2136.Config{Nameserver: s.dnsAddr, TSIGKeyName: s.tsigName, TSIGAlgorithm: s.tsigAlg, TSIGSecret: secret.String(s.tsigKey)})
+	if err != nil {
+		return nil, fmt.Errorf("creating rfc2136 provider: %w", err)
+	}
+	reg, err := ckdns.NewRegistry([]ckdns.Named{{Name: "BIND", Provider: p, Zones: []string{zone}}}, ckdns.Options{Resolvers: []string{s.dnsAddr}})
+	if err != nil {
+		return nil, fmt.Errorf("creating DNS registry: %w", err)
+	}
+	iss := issuer.New(issuer.Config{Name: "pebble", DirectoryURL: s.directory, HTTPClient: s.client,
+		Logger: slog.New(slog.DiscardHandler)}, &memAccounts{m: map[string]issuer.Account{}})
+	return &issuerAlone{iss: iss, reg: reg, steps: map[operation.Step][]time.Duration{}}, nil
+}
+
+func (a *issuerAlone) name() string { return "issuer" }
+
+func (a *issuerAlone) obtain(ctx context.Context, certs [][]string) error {
+	errs := make([]error, len(certs))
+	var wg sync.WaitGroup
+	for i, names := range certs {
+		wg.Go(func() {
+			var last operation.Step
+			lastAt := time.Now()
+			record := func(now time.Time) {
+				if last != "" {
+					a.mu.Lock()
+					a.steps[last] = append(a.steps[last], now.Sub(lastAt))
+					a.mu.Unlock()
+				}
+			}
+			progress := func(_ context.Context, st operation.Step) {
+				now := time.Now()
+				record(now)
+				last, lastAt = st, now
+			}
+			_, err := a.iss.Obtain(ctx, issuer.Request{Names: names, KeyType: "EC", Curve: "P-256"}, a.reg.Solver("BIND", ""), progress)
+			record(time.Now())
+			if err != nil {
+				errs[i] = fmt.Errorf("issuer for %s: %w", names[0], err)
+			}
+		})
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// ---- the certkeeper binary through its REST API ----
+
+type certkeeper struct {
+	base string
+	key  string
+	pid  int
+	http *http.Client
+
+	// lastState is the Location of the last operation posted.
+	lastState string
+
+	mu    sync.Mutex
+	steps map[operation.Step][]time.Duration
+}
+
+func newCertkeeper(ctx context.Context, s *stack) (*certkeeper, error) {
+	bin, err := s.goBuild("certkeeper", "./cmd/certkeeper")
+	if err != nil {
+		return nil, err
+	}
+	dataDir := filepath.Join(s.dir, "certkeeper-data")
+	if err := os.MkdirAll(dataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("creating certkeeper data directory: %w", err)
+	}
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	key := "bench-" + strconv.FormatInt(time.Now().UnixNano(), 36)
+	cfg := map[string]any{
+		"listen":  fmt.Sprintf("127.0.0.1:%d", port),
+		"dataDir": dataDir,
+		"acme":    map[string]any{"endpoint": s.directory, "caBundle": s.caBundle, "profile": "default"},
+		"dns": map[string]any{
+			"resolvers":          []string{s.dnsAddr},
+			"propagationTimeout": "60s",
+			"providers": []map[string]any{{
+				"name": "BIND", "type": "rfc2136", "zones": []string{zone}, "nameserver": s.dnsAddr,
+				"tsigKeyName": s.tsigName, "tsigAlgorithm": s.tsigAlg, "tsigSecret": s.tsigKey,
+			}},
+		},
+		"auth": map[string]any{"apiKeys": []map[string]any{{"name": "bench", "key": key,
+			"roles": []string{"Acmebot.IssueCertificate", "Acmebot.RevokeCertificate"}}}},
+		"log": map[string]any{"level": "warn", "format": "text"},
+	}
+	raw, _ := json.Marshal(cfg) // YAML is a superset of JSON
+	cfgPath := filepath.Join(dataDir, "certkeeper.yaml")
+	if err := os.WriteFile(cfgPath, raw, 0o600); err != nil {
+		return nil, fmt.Errorf("writing certkeeper config: %w", err)
+	}
+	env := []string{}
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "CERTKEEPER_") {
+			env = append(env, kv)
+		}
+	}
+	if err := s.spawn(bin, []string{"serve", "--config", cfgPath}, env, filepath.Join(s.dir, "certkeeper.log")); err != nil {
+		return nil, err
+	}
+	c := &certkeeper{base: fmt.Sprintf("http://127.0.0.1:%d", port), key: key, pid: s.procs[len(s.procs)-1].Process.Pid,
+		http: &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 256}}}
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		if st, _, err := c.do(ctx, http.MethodGet, "/readyz", nil); err == nil && st == http.StatusOK {
+			return c, nil
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	log, _ := os.ReadFile(filepath.Join(s.dir, "certkeeper.log"))
+	return nil, fmt.Errorf("waiting for certkeeper /readyz: not ready within 60s:\n%s", log)
+}
+
+func (c *certkeeper) name() string { return "certkeeper" }
+
+func (c *certkeeper) do(ctx context.Context, method, path string, body any) (int, *http.Response, error) {
+	var rd io.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		rd = bytes.NewReader(b)
+	}
+	url := path
+	if !strings.HasPrefix(path, "http") {
+		url = c.base + path
+	}
+	req, err := http.NewRequestWithContext(ctx, method, url, rd)
+	if err != nil {
+		return 0, nil, err
+	}
+	req.Header.Set("X-Functions-Key", c.key)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return 0, nil, err
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	resp.Body = io.NopCloser(bytes.NewReader(b))
+	return resp.StatusCode, resp, nil
+}
+
+// obtain posts every certificate, then polls each operation's state until
+// it answers something other than 202, as Acmebot clients do.
+func (c *certkeeper) obtain(ctx context.Context, certs [][]string) error {
+	locs := make([]string, len(certs))
+	for i, names := range certs {
+		st, resp, err := c.do(ctx, http.MethodPost, "/api/certificate", map[string]any{"dnsNames": names, "keyType": "EC", "keyCurveName": "P-256"})
+		if err != nil {
+			return fmt.Errorf("posting %s: %w", names[0], err)
+		}
+		if st != http.StatusAccepted {
+			b, _ := io.ReadAll(resp.Body)
+			return fmt.Errorf("posting %s: status %d: %s", names[0], st, b)
+		}
+		locs[i] = resp.Header.Get("Location")
+		c.lastState = locs[i]
+	}
+	errs := make([]error, len(locs))
+	var wg sync.WaitGroup
+	for i, loc := range locs {
+		wg.Go(func() {
+			for {
+				st, resp, err := c.do(ctx, http.MethodGet, loc, nil)
+				switch {
+				case err != nil:
+					errs[i] = fmt.Errorf("polling %s: %w", loc, err)
+					return
+				case st == http.StatusOK:
+					c.recordSteps(ctx, loc)
+					return
+				case st != http.StatusAccepted:
+					b, _ := io.ReadAll(resp.Body)
+					errs[i] = fmt.Errorf("operation for %s: status %d: %s", certs[i][0], st, b)
+					return
+				}
+				select {
+				case <-ctx.Done():
+					errs[i] = ctx.Err()
+					return
+				case <-time.After(20 * time.Millisecond):
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// rssKB returns the resident set size of pid from /proc, in KiB.
+func rssKB(pid int) int {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			n, _ := strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(v), " kB"))
+			return n
+		}
+	}
+	return 0
+}
+
+// recordSteps reads the operation's steps (GET /api/operations/{id}) and
+// adds their durations to c.steps.
+func (c *certkeeper) recordSteps(ctx context.Context, stateURL string) {
+	st, resp, err := c.do(ctx, http.MethodGet, strings.Replace(stateURL, "/api/state/", "/api/operations/", 1), nil)
+	if err != nil || st != http.StatusOK {
+		return
+	}
+	var op struct {
+		Steps []struct {
+			Name       operation.Step `json:"name"`
+			DurationMs *int64         `json:"durationMs"`
+		} `json:"steps"`
+	}
+	if json.NewDecoder(resp.Body).Decode(&op) != nil {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.steps == nil {
+		c.steps = map[operation.Step][]time.Duration{}
+	}
+	for _, s := range op.Steps {
+		if s.DurationMs != nil {
+			c.steps[s.Name] = append(c.steps[s.Name], time.Duration(*s.DurationMs)*time.Millisecond)
+		}
+	}
+}

@@ -1,0 +1,206 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/certkeeper/certkeeper/internal/operation"
+)
+
+// result holds the durations of one workload per client.
+type result struct {
+	order []string
+	runs  map[string][]time.Duration
+	errs  map[string][]string
+}
+
+// alternate runs the workload reps times per client, the clients taking
+// turns (A B C A B C …) so that machine drift spreads over all of them.
+func alternate(ctx context.Context, clients []client, reps int, work func() [][]string) result {
+	r := result{runs: map[string][]time.Duration{}, errs: map[string][]string{}}
+	for _, c := range clients {
+		r.order = append(r.order, c.name())
+	}
+	for i := range reps {
+		for _, c := range clients {
+			certs := work()
+			start := time.Now()
+			err := c.obtain(ctx, certs)
+			d := time.Since(start)
+			if err != nil {
+				r.errs[c.name()] = append(r.errs[c.name()], err.Error())
+				fmt.Fprintf(os.Stderr, "rep %d %s: FAILED: %v\n", i, c.name(), err)
+				continue
+			}
+			r.runs[c.name()] = append(r.runs[c.name()], d)
+			fmt.Fprintf(os.Stderr, "rep %d %s: %v\n", i, c.name(), d.Round(time.Millisecond))
+		}
+	}
+	return r
+}
+
+func median(ds []time.Duration) time.Duration {
+	if len(ds) == 0 {
+		return 0
+	}
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+func ms(d time.Duration) string { return fmt.Sprintf("%.0f ms", float64(d)/float64(time.Millisecond)) }
+
+// markdown renders the result with the ratio of ref to every other client.
+func (r result) markdown(title, ref string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "## %s\n\n| client | runs | median | min | max | %s / client |\n| --- | --- | --- | --- | --- | --- |\n", title, ref)
+	refMed := median(r.runs[ref])
+	for _, name := range r.order {
+		ds := r.runs[name]
+		if len(ds) == 0 {
+			fmt.Fprintf(&b, "| %s | 0 (failed: %s) | | | | |\n", name, strings.Join(r.errs[name], "; "))
+			continue
+		}
+		ratio := "—"
+		if name != ref && refMed > 0 {
+			ratio = fmt.Sprintf("%.2f", float64(refMed)/float64(median(ds)))
+		}
+		fmt.Fprintf(&b, "| %s | %d | %s | %s | %s | %s |\n", name, len(ds), ms(median(ds)), ms(slices.Min(ds)), ms(slices.Max(ds)), ratio)
+	}
+	b.WriteString("\n")
+	for name, es := range r.errs {
+		if len(r.runs[name]) > 0 {
+			fmt.Fprintf(&b, "%s failed %d run(s): %s\n\n", name, len(es), strings.Join(es, "; "))
+		}
+	}
+	return b.String()
+}
+
+// stepTable renders time per step over every issuance of the run.
+func stepTable(title string, mu *sync.Mutex, m map[operation.Step][]time.Duration) string {
+	mu.Lock()
+	defer mu.Unlock()
+	var b strings.Builder
+	fmt.Fprintf(&b, "## Where the time goes (%s, every issuance of this run)\n\n| step | count | median | max |\n| --- | --- | --- | --- |\n", title)
+	steps := make([]string, 0, len(m))
+	for st := range m {
+		steps = append(steps, string(st))
+	}
+	sort.Strings(steps)
+	for _, st := range steps {
+		ds := m[operation.Step(st)]
+		fmt.Fprintf(&b, "| %s | %d | %s | %s |\n", st, len(ds), ms(median(ds)), ms(slices.Max(ds)))
+	}
+	b.WriteString("\n")
+	return b.String()
+}
+
+// stored counts the certificates GET /api/certificates lists.
+func (c *certkeeper) stored(ctx context.Context) int {
+	st, resp, err := c.do(ctx, http.MethodGet, "/api/certificates", nil)
+	if err != nil || st != http.StatusOK {
+		return -1
+	}
+	var list []json.RawMessage
+	if json.NewDecoder(resp.Body).Decode(&list) != nil {
+		return -1
+	}
+	return len(list)
+}
+
+// loadReport is what the load generator process prints.
+type loadReport struct {
+	Requests int           `json:"requests"`
+	Errors   int           `json:"errors"`
+	Seconds  float64       `json:"seconds"`
+	P50      time.Duration `json:"p50"`
+	P99      time.Duration `json:"p99"`
+}
+
+// loadTest runs the load generator in a second process against
+// GET /api/state/{id} and GET /api/certificates.
+func loadTest(ctx context.Context, c *certkeeper, d time.Duration) (string, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return "", fmt.Errorf("finding the bench binary: %w", err)
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "## API under load (Go load generator in a second process, 32 connections, %v each, no issuances running)\n\n| request | req/s | p50 | p99 | errors |\n| --- | --- | --- | --- | --- |\n", d)
+	for _, path := range []string{c.lastState, c.base + "/api/certificates"} {
+		out, err := exec.CommandContext(ctx, self, "-load-url", path, "-load-key", c.key, "-load-seconds", fmt.Sprint(int(d.Seconds()))).Output()
+		if err != nil {
+			return "", fmt.Errorf("running the load generator: %w", err)
+		}
+		var lr loadReport
+		if err := json.Unmarshal(out, &lr); err != nil {
+			return "", fmt.Errorf("reading the load generator's report %q: %w", out, err)
+		}
+		fmt.Fprintf(&b, "| GET %s | %.0f | %.2f ms | %.2f ms | %d |\n", strings.TrimPrefix(path, c.base),
+			float64(lr.Requests)/lr.Seconds, float64(lr.P50)/1e6, float64(lr.P99)/1e6, lr.Errors)
+	}
+	b.WriteString("\n")
+	return b.String(), nil
+}
+
+// generateLoad is the load generator process: 32 workers GET url for d.
+func generateLoad(url, key string, d time.Duration) loadReport {
+	tr := &http.Transport{MaxIdleConnsPerHost: 64}
+	client := &http.Client{Transport: tr, Timeout: 10 * time.Second}
+	var mu sync.Mutex
+	var lat []time.Duration
+	var errs atomic.Int64
+	end := time.Now().Add(d)
+	start := time.Now()
+	var wg sync.WaitGroup
+	for range 32 {
+		wg.Go(func() {
+			local := make([]time.Duration, 0, 4096)
+			buf := make([]byte, 32<<10)
+			for time.Now().Before(end) {
+				req, _ := http.NewRequest(http.MethodGet, url, nil)
+				req.Header.Set("X-Functions-Key", key)
+				t0 := time.Now()
+				resp, err := client.Do(req)
+				if err != nil {
+					errs.Add(1)
+					continue
+				}
+				for {
+					if _, err := resp.Body.Read(buf); err != nil {
+						break
+					}
+				}
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusOK {
+					errs.Add(1)
+				}
+				local = append(local, time.Since(t0))
+			}
+			mu.Lock()
+			lat = append(lat, local...)
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	secs := time.Since(start).Seconds()
+	slices.Sort(lat)
+	r := loadReport{Requests: len(lat), Errors: int(errs.Load()), Seconds: secs}
+	if len(lat) > 0 {
+		r.P50 = lat[len(lat)/2]
+		r.P99 = lat[len(lat)*99/100]
+	}
+	return r
+}
