@@ -41,6 +41,14 @@ type OIDC struct {
 	// KeysMaxAge is how long the issuer's published keys are used before
 	// they are fetched again; default 10m.
 	KeysMaxAge time.Duration `yaml:"keysMaxAge"`
+	// DashboardClientID is the client id of the dashboard's public client
+	// at this issuer (issue 9); when set, the sign-in page offers "Sign in
+	// with <issuer>" (authorization code with PKCE, no client secret).
+	DashboardClientID string `yaml:"dashboardClientId"`
+	// DashboardScope is the scope the dashboard asks for; default
+	// "openid". Ask for the API's scope here when the dashboard should send
+	// the access token (see DashboardClientID).
+	DashboardScope string `yaml:"dashboardScope"`
 }
 
 // RoleMapping gives roles, possibly limited to zones, to tokens whose claim
