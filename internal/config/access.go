@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/netip"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -116,6 +117,12 @@ func (a *Auth) validateAccess(p *problems) {
 			if strings.TrimSpace(aud) == "" {
 				p.add(fmt.Sprintf("%s.audience[%d]", path, j), "must not be empty")
 			}
+		}
+		if o.DashboardScope != "" && !slices.Contains(strings.Fields(o.DashboardScope), "openid") {
+			p.add(path+".dashboardScope", "must include openid: the dashboard checks the ID token's nonce")
+		}
+		if o.DashboardScope != "" && o.DashboardClientID == "" {
+			p.add(path+".dashboardScope", "set only with dashboardClientId")
 		}
 		for j, m := range o.RoleMappings {
 			mp := fmt.Sprintf("%s.roleMappings[%d]", path, j)
