@@ -61,6 +61,14 @@ type Options struct {
 	// request's own from which state-changing browser requests are
 	// accepted, such as the public URL when a proxy rewrites Host.
 	TrustedOrigins []string
+	// OIDCConfig, when set, answers GET /dashboard/oidc-config: what the
+	// OIDC sign-in page (/signin/oidc) needs to run the authorization code
+	// flow with an issuer (issue 9).
+	OIDCConfig http.Handler
+	// ConnectOrigins, when set, returns origins the pages may fetch from
+	// besides their own (added to connect-src), such as OIDC token
+	// endpoints. It is called for every response.
+	ConnectOrigins func() []string
 	// Logger receives one line per refused cross-origin request. Nil
 	// discards.
 	Logger *slog.Logger
@@ -100,6 +108,9 @@ func New(opts Options) (http.Handler, error) {
 		mux.Handle(pattern, pages[name])
 	}
 	mux.Handle("/", notFound{page: pages["notfound"]})
+	if opts.OIDCConfig != nil {
+		mux.Handle("GET /dashboard/oidc-config", opts.OIDCConfig)
+	}
 
 	cop := http.NewCrossOriginProtection()
 	for _, origin := range opts.TrustedOrigins {
@@ -116,24 +127,32 @@ func New(opts Options) (http.Handler, error) {
 		_, _ = w.Write([]byte(`{"type":"https://tools.ietf.org/html/rfc9110#section-15.5.4","title":"Forbidden",` +
 			`"status":403,"detail":"Cross-origin requests that change state are refused."}`))
 	}))
-	return securityHeaders(cop.Handler(mux)), nil
+	return securityHeaders(cop.Handler(mux), opts.ConnectOrigins), nil
 }
 
 // pageRoutes maps each page's route to the page that answers it.
 var pageRoutes = map[string]string{
 	"GET /{$}":                 "certificates",
 	"GET /signin":              "signin",
+	"GET /signin/oidc":         "oidc",
 	"GET /new":                 "new",
 	"GET /certificates/{name}": "certificate",
 	"GET /operations":          "operations",
 	"GET /operations/{id}":     "operation",
 }
 
-// securityHeaders sets the headers every response carries.
-func securityHeaders(next http.Handler) http.Handler {
+// securityHeaders sets the headers every response carries; connect, when
+// set, adds origins to the policy's connect-src.
+func securityHeaders(next http.Handler, connect func() []string) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
-		h.Set("Content-Security-Policy", ContentSecurityPolicy)
+		csp := ContentSecurityPolicy
+		if connect != nil {
+			if origins := connect(); len(origins) > 0 {
+				csp = strings.Replace(csp, "connect-src 'self'", "connect-src 'self' "+strings.Join(origins, " "), 1)
+			}
+		}
+		h.Set("Content-Security-Policy", csp)
 		h.Set("X-Content-Type-Options", "nosniff")
 		h.Set("X-Frame-Options", "DENY")
 		h.Set("Referrer-Policy", "no-referrer")
@@ -193,6 +212,7 @@ var pageTitles = map[string]struct {
 	chrome     bool
 }{
 	"signin":       {"Sign in", "", false},
+	"oidc":         {"Signing in", "", false},
 	"certificates": {"Certificates", "certificates", true},
 	"certificate":  {"Certificate", "certificates", true},
 	"new":          {"Add a certificate", "new", true},

@@ -220,6 +220,41 @@ func TestSignInMethods(t *testing.T) {
 	}
 }
 
+func TestOIDCSignInHooks(t *testing.T) {
+	t.Parallel()
+	var origins []string
+	cfg := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte(`{"issuers":[]}`)) })
+	h, _ := newHandler(t, web.Options{OIDCConfig: cfg, ConnectOrigins: func() []string { return origins }})
+	tests := []struct {
+		name    string
+		origins []string
+		want    string
+	}{
+		{"none discovered yet", nil, "connect-src 'self'; "},
+		{"token endpoints", []string{"https://login.example", "https://idp.example:8443"},
+			"connect-src 'self' https://login.example https://idp.example:8443; "},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			origins = tt.origins
+			rec := serve(h, http.MethodGet, "/signin/oidc", nil)
+			if rec.Code != http.StatusOK || !strings.Contains(rec.Body.String(), "/static/js/pages/oidc.js") {
+				t.Errorf("GET /signin/oidc = %d, want the OIDC sign-in page", rec.Code)
+			}
+			if csp := rec.Header().Get("Content-Security-Policy"); !strings.Contains(csp, tt.want) {
+				t.Errorf("CSP %q, want %q in it", csp, tt.want)
+			}
+		})
+	}
+	if rec := serve(h, http.MethodGet, "/dashboard/oidc-config", nil); rec.Code != http.StatusOK || rec.Body.String() != `{"issuers":[]}` {
+		t.Errorf("GET /dashboard/oidc-config = %d %q", rec.Code, rec.Body.String())
+	}
+	plain, _ := newHandler(t, web.Options{})
+	if rec := serve(plain, http.MethodGet, "/dashboard/oidc-config", nil); rec.Code != http.StatusNotFound {
+		t.Errorf("GET /dashboard/oidc-config without OIDC = %d, want 404", rec.Code)
+	}
+}
+
 func TestStaticAssets(t *testing.T) {
 	t.Parallel()
 	h, _ := newHandler(t, web.Options{})

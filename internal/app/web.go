@@ -21,5 +21,9 @@ func (a *App) withDashboard(apiHandler http.Handler) (http.Handler, error) {
 		}
 		trusted = append(trusted, u.Scheme+"://"+u.Host)
 	}
-	return web.New(web.Options{API: apiHandler, TrustedOrigins: trusted, Logger: a.logger})
+	opts := web.Options{API: apiHandler, TrustedOrigins: trusted, Logger: a.logger}
+	if d := newDashboardOIDC(a.cfg.Auth.OIDC, a.logger); d != nil {
+		opts.SignIn, opts.OIDCConfig, opts.ConnectOrigins = d.signIn(), d, d.connectOrigins
+	}
+	return web.New(opts)
 }

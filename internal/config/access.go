@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/netip"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -41,6 +42,14 @@ type OIDC struct {
 	// KeysMaxAge is how long the issuer's published keys are used before
 	// they are fetched again; default 10m.
 	KeysMaxAge time.Duration `yaml:"keysMaxAge"`
+	// DashboardClientID is the client id of the dashboard's public client
+	// at this issuer (issue 9); when set, the sign-in page offers "Sign in
+	// with <issuer>" (authorization code with PKCE, no client secret).
+	DashboardClientID string `yaml:"dashboardClientId"`
+	// DashboardScope is the scope the dashboard asks for; default
+	// "openid". Ask for the API's scope here when the dashboard should send
+	// the access token (see DashboardClientID).
+	DashboardScope string `yaml:"dashboardScope"`
 }
 
 // RoleMapping gives roles, possibly limited to zones, to tokens whose claim
@@ -108,6 +117,12 @@ func (a *Auth) validateAccess(p *problems) {
 			if strings.TrimSpace(aud) == "" {
 				p.add(fmt.Sprintf("%s.audience[%d]", path, j), "must not be empty")
 			}
+		}
+		if o.DashboardScope != "" && !slices.Contains(strings.Fields(o.DashboardScope), "openid") {
+			p.add(path+".dashboardScope", "must include openid: the dashboard checks the ID token's nonce")
+		}
+		if o.DashboardScope != "" && o.DashboardClientID == "" {
+			p.add(path+".dashboardScope", "set only with dashboardClientId")
 		}
 		for j, m := range o.RoleMappings {
 			mp := fmt.Sprintf("%s.roleMappings[%d]", path, j)

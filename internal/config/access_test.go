@@ -96,6 +96,16 @@ func TestValidateAccess(t *testing.T) {
 			`auth.oidc[4].roleMappings[1].zones[0]: invalid DNS name "-bad.example.com": label "-bad" starts or ends with a hyphen`,
 			"auth.oidc[4].requiredClaims.sub: list at least one accepted value",
 		}},
+		{"dashboard client", func(c *Config) {
+			c.Auth.OIDC = []OIDC{
+				{Issuer: "https://a.example.com", Audience: Strings{"api"}, DashboardClientID: "spa", DashboardScope: "openid api://x/.default"},
+				{Issuer: "https://b.example.com", Audience: Strings{"api"}, DashboardClientID: "spa", DashboardScope: "profile"},
+				{Issuer: "https://c.example.com", Audience: Strings{"api"}, DashboardScope: "openid"},
+			}
+		}, []string{
+			"auth.oidc[1].dashboardScope: must include openid: the dashboard checks the ID token's nonce",
+			"auth.oidc[2].dashboardScope: set only with dashboardClientId",
+		}},
 		{"rate limit", func(c *Config) { c.Auth.RateLimit = RateLimit{PerMinute: 1, Burst: 0} },
 			[]string{"auth.rateLimit.burst: must be at least 1"}},
 		{"negative rate", func(c *Config) { c.Auth.RateLimit = RateLimit{PerMinute: -1} },

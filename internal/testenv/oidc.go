@@ -38,6 +38,8 @@ type OIDC struct {
 	mu        sync.Mutex
 	published []jose.JSONWebKey
 	fetches   int
+	// public is set by AllowPublicClient.
+	public bool
 }
 
 // SigningKey is a key an OIDC may sign with.
@@ -71,6 +73,12 @@ func StartOIDC(t testing.TB) *OIDC {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			o.mu.Lock()
 			defer o.mu.Unlock()
+			if o.public {
+				w.Header().Set("Access-Control-Allow-Origin", "*")
+				if r.URL.Path == mockoidc.TokenEndpoint && r.Method == http.MethodPost && !publicTokenRequest(w, r, o.m.ClientSecret) {
+					return
+				}
+			}
 			if r.URL.Path == mockoidc.JWKSEndpoint {
 				o.fetches++
 				w.Header().Set("Content-Type", "application/json")
@@ -92,6 +100,46 @@ func StartOIDC(t testing.TB) *OIDC {
 	t.Cleanup(func() { _ = m.Shutdown() })
 	o.Issuer, o.ClientID = m.Issuer(), m.ClientID
 	return o
+}
+
+// AllowPublicClient makes the provider serve a browser's public client, as
+// identity providers do for single-page applications: every answer allows
+// any origin by CORS, and the token endpoint accepts a request without a
+// client secret when it carries a PKCE code_verifier (mockoidc itself always
+// wants the secret; it checks the verifier against the challenge).
+func (o *OIDC) AllowPublicClient() {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.public = true
+}
+
+// QueueUser makes subject, with claims besides the standard ones, the user
+// the next authorization signs in (mockoidc auto-approves).
+func (o *OIDC) QueueUser(subject string, claims map[string]any) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.m.QueueUser(oidcUser{subject: subject, claims: claims})
+}
+
+// publicTokenRequest adds the client secret to a token request from a
+// public client; it refuses one that has neither a secret nor a verifier.
+func publicTokenRequest(w http.ResponseWriter, r *http.Request, secret string) bool {
+	if err := r.ParseForm(); err != nil {
+		http.Error(w, "bad form", http.StatusBadRequest)
+		return false
+	}
+	if r.PostForm.Get("client_secret") != "" {
+		return true
+	}
+	if r.PostForm.Get("code_verifier") == "" {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusUnauthorized)
+		_, _ = w.Write([]byte(`{"error":"invalid_client","error_description":"a public client must use PKCE"}`))
+		return false
+	}
+	r.PostForm.Set("client_secret", secret)
+	r.Form.Set("client_secret", secret)
+	return true
 }
 
 // ProviderKey is the key mockoidc signs the tokens of Login with.

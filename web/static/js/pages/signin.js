@@ -20,6 +20,13 @@ if (currentCredential()) {
 }
 input.focus();
 
+// The OIDC sign-in links come back to the same page.
+for (const a of document.querySelectorAll(".other-signin a[href^='/signin/oidc']")) {
+  const u = new URL(a.href);
+  u.searchParams.set("next", next);
+  a.href = u.pathname + u.search;
+}
+
 form.addEventListener("submit", async (event) => {
   event.preventDefault();
   const key = input.value.trim();
