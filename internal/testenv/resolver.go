@@ -24,13 +24,23 @@ type Resolver struct {
 // upstream (host:port). It stops in t.Cleanup.
 func StartResolver(t testing.TB, upstream string) *Resolver {
 	t.Helper()
-	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("starting resolver: %v", err)
-	}
-	l, err := net.Listen("tcp4", pc.LocalAddr().String())
-	if err != nil {
+	// The UDP port the system picks may be taken for TCP by another test
+	// running at the same time: try a few ports.
+	var (
+		pc  net.PacketConn
+		l   net.Listener
+		err error
+	)
+	for range 10 {
+		if pc, err = net.ListenPacket("udp4", "127.0.0.1:0"); err != nil {
+			t.Fatalf("starting resolver: %v", err)
+		}
+		if l, err = net.Listen("tcp4", pc.LocalAddr().String()); err == nil {
+			break
+		}
 		pc.Close()
+	}
+	if err != nil {
 		t.Fatalf("starting resolver: %v", err)
 	}
 	handler := dns.HandlerFunc(func(w dns.ResponseWriter, req *dns.Msg) {
