@@ -46,6 +46,13 @@ func ConfigKeyID(name string) string {
 // longer configured removed. A managed key with a configured key's name is
 // replaced by it. Other managed keys are left alone.
 func (s *Store) SyncConfigAPIKeys(ctx context.Context, keys []APIKey) error {
+	// Replicas starting together sync the same keys: one at a time.
+	return s.WithLock(ctx, "config-api-keys", func(ctx context.Context) error {
+		return s.syncConfigAPIKeys(ctx, keys)
+	})
+}
+
+func (s *Store) syncConfigAPIKeys(ctx context.Context, keys []APIKey) error {
 	return s.Tx(ctx, func(tx *sql.Tx) error {
 		now := time.Now().UnixMicro()
 		if _, err := tx.ExecContext(ctx, `DELETE FROM api_keys WHERE source = 'config'`); err != nil {

@@ -233,3 +233,25 @@ func TestAccountsAndKeys(t *testing.T) {
 		}
 	})
 }
+
+// TestSyncConfigAPIKeysConcurrently is replicas starting together: each
+// syncs the same configured keys, and none fails on the others' rows.
+func TestSyncConfigAPIKeysConcurrently(t *testing.T) {
+	t.Parallel()
+	eachDatabase(t, func(t *testing.T, dsn string) {
+		stores := []*store.Store{open(t, dsn)}
+		if stores[0].Dialect() == store.Postgres {
+			stores = append(stores, open(t, dsn)) // SQLite serves one process: its goroutines race instead
+		}
+		keys := []store.APIKey{{Name: "ci", Hash: "ab", Roles: []string{"Acmebot.IssueCertificate"}}}
+		errs := make(chan error, 8)
+		for i := range 8 {
+			go func() { errs <- stores[i%len(stores)].SyncConfigAPIKeys(t.Context(), keys) }()
+		}
+		for range 8 {
+			if err := <-errs; err != nil {
+				t.Errorf("SyncConfigAPIKeys: %v", err)
+			}
+		}
+	})
+}
