@@ -28,6 +28,7 @@ import (
 	"github.com/certkeeper/certkeeper/internal/dns/powerdns"
 	"github.com/certkeeper/certkeeper/internal/dns/rfc2136"
 	"github.com/certkeeper/certkeeper/internal/dns/route53"
+	"github.com/certkeeper/certkeeper/internal/dns/transip"
 )
 
 // providerConstructors is the list of DNS provider types certkeeper can use:
@@ -131,6 +132,10 @@ var providerConstructors = map[string]func(context.Context, config.DNSProvider) 
 	config.ProviderHetzner: func(_ context.Context, p config.DNSProvider) (dns.Provider, error) {
 		c := p.Settings.(*config.Hetzner)
 		return hetzner.New(hetzner.Config{APIToken: c.APIToken, Endpoint: c.Endpoint, TTL: p.TTL})
+	},
+	config.ProviderTransIP: func(_ context.Context, p config.DNSProvider) (dns.Provider, error) {
+		c := p.Settings.(*config.TransIP)
+		return transip.New(transip.Config{Login: c.Login, PrivateKey: c.PrivateKey, Endpoint: c.Endpoint, TTL: p.TTL})
 	},
 }
 
