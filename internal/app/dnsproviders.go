@@ -23,6 +23,7 @@ import (
 	"github.com/certkeeper/certkeeper/internal/dns/httpreq"
 	"github.com/certkeeper/certkeeper/internal/dns/ionos"
 	"github.com/certkeeper/certkeeper/internal/dns/linode"
+	"github.com/certkeeper/certkeeper/internal/dns/namecheap"
 	"github.com/certkeeper/certkeeper/internal/dns/ovh"
 	"github.com/certkeeper/certkeeper/internal/dns/porkbun"
 	"github.com/certkeeper/certkeeper/internal/dns/powerdns"
@@ -136,6 +137,15 @@ var providerConstructors = map[string]func(context.Context, config.DNSProvider) 
 	config.ProviderTransIP: func(_ context.Context, p config.DNSProvider) (dns.Provider, error) {
 		c := p.Settings.(*config.TransIP)
 		return transip.New(transip.Config{Login: c.Login, PrivateKey: c.PrivateKey, Endpoint: c.Endpoint, TTL: p.TTL})
+	},
+	config.ProviderNamecheap: func(_ context.Context, p config.DNSProvider) (dns.Provider, error) {
+		c := p.Settings.(*config.Namecheap)
+		endpoint := c.Endpoint
+		if endpoint == "" && c.Sandbox {
+			endpoint = namecheap.SandboxEndpoint
+		}
+		return namecheap.New(namecheap.Config{APIUser: c.APIUser, APIKey: c.APIKey, UserName: c.UserName, ClientIP: c.ClientIP,
+			Endpoint: endpoint, TTL: p.TTL})
 	},
 }
 
