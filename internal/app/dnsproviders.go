@@ -8,6 +8,7 @@ import (
 	"github.com/certkeeper/certkeeper/internal/config"
 	"github.com/certkeeper/certkeeper/internal/dns"
 	"github.com/certkeeper/certkeeper/internal/dns/acmedns"
+	"github.com/certkeeper/certkeeper/internal/dns/akamai"
 	"github.com/certkeeper/certkeeper/internal/dns/azuredns"
 	"github.com/certkeeper/certkeeper/internal/dns/cloudflare"
 	"github.com/certkeeper/certkeeper/internal/dns/customdns"
@@ -146,6 +147,11 @@ var providerConstructors = map[string]func(context.Context, config.DNSProvider) 
 		}
 		return namecheap.New(namecheap.Config{APIUser: c.APIUser, APIKey: c.APIKey, UserName: c.UserName, ClientIP: c.ClientIP,
 			Endpoint: endpoint, TTL: p.TTL})
+	},
+	config.ProviderAkamai: func(_ context.Context, p config.DNSProvider) (dns.Provider, error) {
+		c := p.Settings.(*config.Akamai)
+		return akamai.New(akamai.Config{Host: c.Host, ClientToken: c.ClientToken, ClientSecret: c.ClientSecret,
+			AccessToken: c.AccessToken, AccountSwitchKey: c.AccountSwitchKey, Endpoint: c.Endpoint, TTL: p.TTL})
 	},
 }
 
