@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -254,5 +255,27 @@ func TestSignPOST(t *testing.T) {
 	}
 	if !strings.HasPrefix(a, "EG1-HMAC-SHA256 client_token="+clientToken+";access_token="+accessToken+";timestamp=20260304T05:06:07+0000;nonce=n;signature=") {
 		t.Errorf("header %q", a)
+	}
+}
+
+// TestSignVector checks Sign against the EdgeGrid reference vector that
+// Akamai's client libraries share ("POST inside limit").
+func TestSignVector(t *testing.T) {
+	t.Parallel()
+	c := akamai.Credentials{
+		ClientToken:  "akab-client-token-xxx-xxxxxxxxxxxxxxxx",
+		ClientSecret: "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx=",
+		AccessToken:  "akab-access-token-xxx-xxxxxxxxxxxxxxxx",
+	}
+	u, err := url.Parse("https://akaa-baseurl-xxxxxxxxxxx-xxxxxxxxxxxxx.luna.akamaiapis.net/testapi/v1/t3")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts, _ := time.Parse("20060102T15:04:05-0700", "20140321T19:34:21+0000")
+	got := akamai.Sign(c, http.MethodPost, u, []byte("datadatadatadatadatadatadatadata"), ts, "nonce-xx-xxxx-xxxx-xxxx-xxxxxxxxxxxx")
+	want := "EG1-HMAC-SHA256 client_token=akab-client-token-xxx-xxxxxxxxxxxxxxxx;access_token=akab-access-token-xxx-xxxxxxxxxxxxxxxx;" +
+		"timestamp=20140321T19:34:21+0000;nonce=nonce-xx-xxxx-xxxx-xxxx-xxxxxxxxxxxx;signature=hXm4iCxtpN22m4cbZb4lVLW5rhX8Ca82vCFqXzSTPe4="
+	if got != want {
+		t.Errorf("Sign =\n%s\nwant\n%s", got, want)
 	}
 }
