@@ -8,6 +8,7 @@ import (
 	"github.com/certkeeper/certkeeper/internal/config"
 	"github.com/certkeeper/certkeeper/internal/dns"
 	"github.com/certkeeper/certkeeper/internal/dns/acmedns"
+	"github.com/certkeeper/certkeeper/internal/dns/akamai"
 	"github.com/certkeeper/certkeeper/internal/dns/azuredns"
 	"github.com/certkeeper/certkeeper/internal/dns/cloudflare"
 	"github.com/certkeeper/certkeeper/internal/dns/customdns"
@@ -23,11 +24,13 @@ import (
 	"github.com/certkeeper/certkeeper/internal/dns/httpreq"
 	"github.com/certkeeper/certkeeper/internal/dns/ionos"
 	"github.com/certkeeper/certkeeper/internal/dns/linode"
+	"github.com/certkeeper/certkeeper/internal/dns/namecheap"
 	"github.com/certkeeper/certkeeper/internal/dns/ovh"
 	"github.com/certkeeper/certkeeper/internal/dns/porkbun"
 	"github.com/certkeeper/certkeeper/internal/dns/powerdns"
 	"github.com/certkeeper/certkeeper/internal/dns/rfc2136"
 	"github.com/certkeeper/certkeeper/internal/dns/route53"
+	"github.com/certkeeper/certkeeper/internal/dns/transip"
 )
 
 // providerConstructors is the list of DNS provider types certkeeper can use:
@@ -131,6 +134,24 @@ var providerConstructors = map[string]func(context.Context, config.DNSProvider) 
 	config.ProviderHetzner: func(_ context.Context, p config.DNSProvider) (dns.Provider, error) {
 		c := p.Settings.(*config.Hetzner)
 		return hetzner.New(hetzner.Config{APIToken: c.APIToken, Endpoint: c.Endpoint, TTL: p.TTL})
+	},
+	config.ProviderTransIP: func(_ context.Context, p config.DNSProvider) (dns.Provider, error) {
+		c := p.Settings.(*config.TransIP)
+		return transip.New(transip.Config{Login: c.Login, PrivateKey: c.PrivateKey, Endpoint: c.Endpoint, TTL: p.TTL})
+	},
+	config.ProviderNamecheap: func(_ context.Context, p config.DNSProvider) (dns.Provider, error) {
+		c := p.Settings.(*config.Namecheap)
+		endpoint := c.Endpoint
+		if endpoint == "" && c.Sandbox {
+			endpoint = namecheap.SandboxEndpoint
+		}
+		return namecheap.New(namecheap.Config{APIUser: c.APIUser, APIKey: c.APIKey, UserName: c.UserName, ClientIP: c.ClientIP,
+			Endpoint: endpoint, TTL: p.TTL})
+	},
+	config.ProviderAkamai: func(_ context.Context, p config.DNSProvider) (dns.Provider, error) {
+		c := p.Settings.(*config.Akamai)
+		return akamai.New(akamai.Config{Host: c.Host, ClientToken: c.ClientToken, ClientSecret: c.ClientSecret,
+			AccessToken: c.AccessToken, AccountSwitchKey: c.AccountSwitchKey, Endpoint: c.Endpoint, TTL: p.TTL})
 	},
 }
 

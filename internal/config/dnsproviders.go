@@ -46,6 +46,9 @@ var providerTypes = map[string]func() ProviderSettings{
 	ProviderIONOS:           func() ProviderSettings { return &IONOS{} },
 	ProviderDNSMadeEasy:     func() ProviderSettings { return &DNSMadeEasy{} },
 	ProviderOVH:             func() ProviderSettings { return &OVH{} },
+	ProviderTransIP:         func() ProviderSettings { return &TransIP{} },
+	ProviderNamecheap:       func() ProviderSettings { return &Namecheap{} },
+	ProviderAkamai:          func() ProviderSettings { return &Akamai{} },
 }
 
 // unlistedTypes are the provider types that cannot list their zones, so
@@ -77,6 +80,9 @@ const (
 	ProviderIONOS           = "ionos"
 	ProviderDNSMadeEasy     = "dnsMadeEasy"
 	ProviderOVH             = "ovh"
+	ProviderTransIP         = "transip"
+	ProviderNamecheap       = "namecheap"
+	ProviderAkamai          = "akamai"
 )
 
 // Block returns the typed block of p's type: RFC2136, CustomDNS or

@@ -38,6 +38,9 @@ dns:
     - {name: PDNS, type: powerdns, apiUrl: "http://127.0.0.1:8081", apiKey: pk, zones: [pdns.example]}
     - {name: DO, type: digitalocean, apiToken: dop, zones: [do.example]}
     - {name: Hetzner, type: hetzner, apiToken: ht, zones: [hz.example]}
+    - {name: TransIP, type: transip, login: me, privateKeyFile: ` + file("tip", "-----BEGIN PRIVATE KEY-----") + `}
+    - {name: Namecheap, type: namecheap, apiUser: u, apiKey: nk, clientIp: 192.0.2.7, sandbox: true}
+    - {name: Akamai, type: akamai, host: akab-x.luna.akamaiapis.net, clientToken: akab-ct, clientSecret: cs, accessTokenFile: ` + file("aka", "akab-at") + `}
 `
 	c, err := load([]byte(yaml), nil)
 	if err != nil {
@@ -60,6 +63,9 @@ dns:
 		"PDNS":          &PowerDNS{APIURL: "http://127.0.0.1:8081", APIKey: "pk", ServerID: "localhost"},
 		"DO":            &DigitalOcean{APIToken: "dop"},
 		"Hetzner":       &Hetzner{APIToken: "ht"},
+		"TransIP":       &TransIP{Login: "me", PrivateKey: "-----BEGIN PRIVATE KEY-----", PrivateKeyFile: filepath.Join(dir, "tip")},
+		"Namecheap":     &Namecheap{APIUser: "u", APIKey: "nk", ClientIP: "192.0.2.7", Sandbox: true},
+		"Akamai":        &Akamai{Host: "akab-x.luna.akamaiapis.net", ClientToken: "akab-ct", ClientSecret: "cs", AccessToken: "akab-at", AccessTokenFile: filepath.Join(dir, "aka")},
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("blocks (-want +got):\n%s", diff)
@@ -88,6 +94,9 @@ func TestValidateProviderBlocks(t *testing.T) {
 		{"powerdns", &PowerDNS{APIURL: "x"}, ProviderPowerDNS, []string{`dns.providers[0].apiUrl: "x" is not an absolute http or https URL`, "dns.providers[0].apiKey: required", "dns.providers[0].serverId: required"}},
 		{"digitalocean", &DigitalOcean{}, ProviderDigitalOcean, []string{"dns.providers[0].apiToken: required"}},
 		{"hetzner", &Hetzner{}, ProviderHetzner, []string{"dns.providers[0].apiToken: required"}},
+		{"transip", &TransIP{}, ProviderTransIP, []string{"dns.providers[0].login: required", "dns.providers[0].privateKey: required"}},
+		{"namecheap", &Namecheap{ClientIP: "2001:db8::1"}, ProviderNamecheap, []string{"dns.providers[0].apiUser: required", "dns.providers[0].apiKey: required", `dns.providers[0].clientIp: "2001:db8::1" is not an IPv4 address`}},
+		{"akamai", &Akamai{}, ProviderAkamai, []string{"dns.providers[0].host: required", "dns.providers[0].clientToken: required", "dns.providers[0].clientSecret: required", "dns.providers[0].accessToken: required"}},
 		{"block of another type", &Hetzner{APIToken: "t"}, ProviderDigitalOcean, []string{"dns.providers[0]: the settings are not those of type digitalocean"}},
 		{"missing block", nil, ProviderGoDaddy, []string{"dns.providers[0]: the goDaddy settings are missing"}},
 	}
