@@ -165,9 +165,14 @@ func TestStackIssues(t *testing.T) {
 		if got := cert.Leaf.NotAfter.Sub(cert.Leaf.NotBefore).Round(time.Hour); got != 90*24*time.Hour {
 			t.Errorf("default profile validity = %s, want 90 days", got)
 		}
-		// Authorization reuse is off: every order is validated afresh.
-		if solver.presented != len(names) {
-			t.Errorf("round %d presented %d challenges, want %d", round, solver.presented, len(names))
+		// Authorization reuse is off: every order is validated afresh. Pebble
+		// v2.10.3 still reuses an authorization when rand.Intn(100) draws 0
+		// (wfe.go: `rand.Intn(100) > authzReusePercent`), 1 % of the time
+		// per authorization; Pebble's default of 50 % would reuse about half.
+		// So at most one of the four may be reused.
+		if solver.presented < len(names)-1 || solver.presented > len(names) {
+			t.Errorf("round %d presented %d challenges, want %d (or one fewer: Pebble's 1 %% reuse)",
+				round, solver.presented, len(names))
 		}
 	}
 
