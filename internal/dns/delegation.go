@@ -148,16 +148,11 @@ func (r *Registry) ChallengeCNAME(ctx context.Context, name string) (string, err
 		return "", err
 	}
 	owner := mdns.Fqdn("_acme-challenge." + normalize(name))
-	resp, err := lookup(ctx, resolvers, owner, mdns.TypeCNAME)
+	target, err := lookupCNAME(ctx, resolvers, owner)
 	if err != nil {
 		return "", fmt.Errorf("looking up CNAME %s: %w", owner, err)
 	}
-	for _, rr := range resp.Answer {
-		if cn, ok := rr.(*mdns.CNAME); ok && strings.EqualFold(cn.Hdr.Name, owner) {
-			return strings.ToLower(strings.TrimSuffix(cn.Target, ".")), nil
-		}
-	}
-	return "", nil
+	return strings.TrimSuffix(target, "."), nil
 }
 
 // CheckDelegation checks zone's delegation against the name servers its
