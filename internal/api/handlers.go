@@ -199,13 +199,10 @@ func (s *server) lookupOperation(r *http.Request) (operation.Operation, error) {
 // operationFailed is the 500 problem of a failed operation; its detail is
 // "<step>: <error>".
 func operationFailed(op operation.Operation) *httpError {
-	detail := op.Error
-	if detail == "" {
-		detail = "the operation failed"
+	if op.Error == "" {
+		op.Error = "the operation failed"
 	}
-	if op.FailedStep != "" {
-		detail = string(op.FailedStep) + ": " + detail
-	}
+	detail := op.Failure()
 	return &httpError{status: http.StatusInternalServerError, detail: detail}
 }
 

@@ -182,6 +182,9 @@ func TestHTTPProviderLaggingServer(t *testing.T) {
 				!strings.Contains(body, "1004: Content for TXT record is invalid.") {
 				t.Errorf("state = %d %s; want 500 with Cloudflare's words", status, body)
 			}
+			if strings.Contains(body, "presenting DNS records: presenting DNS records") {
+				t.Errorf("state %s names the step twice", body)
+			}
 		})
 		t.Run("wrong delegation", func(t *testing.T) {
 			status, body := issueAndWait(t, base, `{"dnsNames":["www.`+db+`.other.test"]}`)

@@ -98,7 +98,7 @@ func (a *App) operationEnded(ctx context.Context, tx *sql.Tx, f job.Finished) er
 		if op.Kind == operation.KindRenew {
 			n, err := a.store.RenewalFailed(ctx, tx, op.CertificateName, op.ID, func(failures int) (time.Time, string) {
 				return now.Add(renewal.Backoff(failures)), renewal.FailedStatus(failures)
-			}, "Renewal failed: "+op.Error)
+			}, "Renewal failed: "+op.Failure())
 			if err != nil {
 				return err
 			}
@@ -108,7 +108,7 @@ func (a *App) operationEnded(ctx context.Context, tx *sql.Tx, f job.Finished) er
 			}
 		}
 		ev = notify.Event{Kind: config.EventFailed, CertificateName: op.CertificateName, DNSNames: f.Spec.DNSNames,
-			OperationID: op.ID, Reason: op.Error}
+			OperationID: op.ID, Reason: op.Failure()}
 	default:
 		return nil
 	}

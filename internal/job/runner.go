@@ -351,8 +351,9 @@ func (t *tracker) finishLast(now time.Time, errText string) {
 func (t *tracker) fail(ctx context.Context, step operation.Step, cause error) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	t.finishLast(time.Now().UTC(), cause.Error())
-	t.op.Status, t.op.FailedStep, t.op.Error = operation.StatusFailed, step, cause.Error()
+	text := operation.StepError(step, cause)
+	t.finishLast(time.Now().UTC(), text)
+	t.op.Status, t.op.FailedStep, t.op.Error = operation.StatusFailed, step, text
 	t.logger.WarnContext(ctx, "operation failed", "step", step, "error", cause)
 	return t.done(ctx)
 }

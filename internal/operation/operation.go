@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"regexp"
+	"strings"
 	"time"
 )
 
@@ -100,6 +101,25 @@ type Operation struct {
 	UpdatedAt     time.Time
 	// Deliveries are the deliveries of the version to its destinations.
 	Deliveries []Delivery
+}
+
+// Failure is what a failed operation tells people: "<step>: <error>", or
+// whichever of the two is set.
+func (o Operation) Failure() string {
+	switch {
+	case o.FailedStep == "":
+		return o.Error
+	case o.Error == "":
+		return string(o.FailedStep)
+	}
+	return string(o.FailedStep) + ": " + o.Error
+}
+
+// StepError is the error text stored for a failure at step: err's text
+// without a leading "<step>: ", which Failure and every view put back, so that
+// the step is named once.
+func StepError(step Step, err error) string {
+	return strings.TrimPrefix(err.Error(), string(step)+": ")
 }
 
 var idPattern = regexp.MustCompile(`^[0-9a-f]{32}$`)
