@@ -112,7 +112,11 @@ func (a *App) operationEnded(ctx context.Context, tx *sql.Tx, f job.Finished) er
 	default:
 		return nil
 	}
-	return a.queue.InsertManyTx(ctx, tx, a.notifier.Jobs(ev))
+	jobs := a.notifier.Jobs(ev)
+	if v := f.Revoked; v != nil {
+		jobs = append(jobs, a.notifier.Jobs(revokedEvent(*v))...)
+	}
+	return a.queue.InsertManyTx(ctx, tx, jobs)
 }
 
 // StartRenewal implements renewal.Starter: it renews the named certificate
@@ -167,11 +171,15 @@ func (a *App) Expiring(ctx context.Context, v store.Version) error {
 
 // revoked sends the revoked event.
 func (a *App) revoked(ctx context.Context, v vault.Version) {
-	err := a.queue.InsertMany(ctx, a.notifier.Jobs(notify.Event{Kind: config.EventRevoked, CertificateName: v.Name,
-		DNSNames: v.Spec.DNSNames, ExpirationDate: v.NotAfter, ACMEEndpoint: hostOf(v.ACMEEndpoint)}))
-	if err != nil {
+	if err := a.queue.InsertMany(ctx, a.notifier.Jobs(revokedEvent(v))); err != nil {
 		a.logger.WarnContext(ctx, "enqueueing the revoked event", "certificate", v.Name, "error", err)
 	}
+}
+
+// revokedEvent is the revoked event of version v.
+func revokedEvent(v vault.Version) notify.Event {
+	return notify.Event{Kind: config.EventRevoked, CertificateName: v.Name, DNSNames: v.Spec.DNSNames,
+		ExpirationDate: v.NotAfter, ACMEEndpoint: hostOf(v.ACMEEndpoint)}
 }
 
 // statusTexts are the Status shown for each StatusKind.

@@ -431,6 +431,20 @@ func TestFailuresNotify(t *testing.T) {
 		if ev := hooks.events("failed")[0]; !strings.Contains(ev["reason"].(string), "rejectedIdentifier") {
 			t.Errorf("failed payload = %v; want the CA's words as the reason", ev)
 		}
+
+		// Replacing a certificate revokes the replaced version: that is a
+		// revoked event too.
+		replaced := "repl-" + db + "-example-test"
+		if status, body := issueAndWait(t, base, `{"dnsNames":["repl-`+db+`.example.test"],"keyType":"EC"}`); status != http.StatusOK {
+			t.Fatalf("issuance ended with %d: %s", status, body)
+		}
+		if status, body := waitFor(t, post(t, base+"/api/certificate/"+replaced+"/replace", "")); status != http.StatusOK {
+			t.Fatalf("replace ended with %d: %s", status, body)
+		}
+		waitUntil(t, "the revoked event of the replaced version", func() bool { return len(hooks.events("revoked")) == 1 })
+		if ev := hooks.events("revoked")[0]; ev["certificateName"] != replaced || ev["expirationDate"] == nil {
+			t.Errorf("revoked payload of the replace = %v", ev)
+		}
 		stop()
 
 		// The DNS server now refuses certkeeper's updates: the renewal fails.
@@ -452,10 +466,11 @@ func TestFailuresNotify(t *testing.T) {
 			b, _ := io.ReadAll(resp.Body)
 			t.Fatalf("revoke = %d: %s", resp.StatusCode, b)
 		}
-		waitUntil(t, "the revoked event", func() bool { return len(hooks.events("revoked")) == 1 })
-		if ev := hooks.events("revoked")[0]; ev["certificateName"] != name || ev["expirationDate"] == nil {
+		waitUntil(t, "the revoked event", func() bool { return len(hooks.events("revoked")) == 2 })
+		if ev := hooks.events("revoked")[1]; ev["certificateName"] != name || ev["expirationDate"] == nil {
 			t.Errorf("revoked payload = %v", ev)
 		}
+
 		m := scrape(t, base)
 		if got := m[`certkeeper_operations_total{kind="renew",result="failed"}`]; got != 1 {
 			t.Errorf("failed renewals = %v, want 1", got)

@@ -95,6 +95,9 @@ func (r *Runner) revokeReplaced(ctx context.Context, t *tracker) (failed bool, e
 		return fail(err)
 	}
 	if old.RevokedAt != nil {
+		if old.RevokedAt.After(t.op.CreatedAt) {
+			t.revoked = &old // an earlier attempt of this operation revoked it
+		}
 		return false, nil
 	}
 	ca, err := r.cas.ForVersion(old.CA, old.ACMEEndpoint)
@@ -117,9 +120,11 @@ func (r *Runner) revokeReplaced(ctx context.Context, t *tracker) (failed bool, e
 	if err != nil {
 		return fail(err)
 	}
-	if err := versions.MarkRevoked(ctx, old.ID, time.Now().UTC()); err != nil {
+	now := time.Now().UTC()
+	if err := versions.MarkRevoked(ctx, old.ID, now); err != nil {
 		return false, err
 	}
+	old.RevokedAt, t.revoked = &now, &old
 	t.logger.InfoContext(ctx, "replaced version revoked", "version", old.ID, "serial", old.Serial, "reason", reason, "ca", ca.Name())
 	return false, nil
 }

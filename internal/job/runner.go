@@ -111,6 +111,9 @@ type Finished struct {
 	Spec certificate.Spec
 	// Duration is how long this attempt of the operation ran.
 	Duration time.Duration
+	// Revoked is the version the operation revoked (a replace operation's
+	// replaced version), or nil.
+	Revoked *vault.Version
 }
 
 // Hooks are told about operations as they end (issue 5: renewal schedules,
@@ -279,6 +282,8 @@ type tracker struct {
 	started  time.Time
 	// ca is the name of the CA the steps now concern.
 	ca string
+	// revoked is the version a replace operation revoked.
+	revoked *vault.Version
 }
 
 // done records the end of the operation, with hooks.Ended in the same
@@ -291,7 +296,7 @@ func (t *tracker) done(ctx context.Context) error {
 	} else {
 		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), writeTimeout)
 		defer cancel()
-		f := Finished{Op: t.op, Spec: t.spec, Duration: time.Since(t.started)}
+		f := Finished{Op: t.op, Spec: t.spec, Duration: time.Since(t.started), Revoked: t.revoked}
 		err := t.store.Tx(wctx, func(tx *sql.Tx) error {
 			if err := t.store.UpdateOperation(wctx, tx, t.op); err != nil {
 				return err
@@ -303,7 +308,7 @@ func (t *tracker) done(ctx context.Context) error {
 		}
 	}
 	if t.hooks.Observe != nil {
-		t.hooks.Observe(Finished{Op: t.op, Spec: t.spec, Duration: time.Since(t.started)})
+		t.hooks.Observe(Finished{Op: t.op, Spec: t.spec, Duration: time.Since(t.started), Revoked: t.revoked})
 	}
 	if t.observer != nil {
 		t.observer.OperationDone(context.WithoutCancel(ctx), t.op)
