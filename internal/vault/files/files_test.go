@@ -230,7 +230,9 @@ func TestReloadCommand(t *testing.T) {
 
 func TestReloadTimeout(t *testing.T) {
 	t.Parallel()
-	f := newFiles(t, files.Config{ReloadCommand: "echo started; sleep 30", ReloadTimeout: 200 * time.Millisecond})
+	// The timeout leaves the shell time to start and echo even on a busy
+	// machine (200 ms did not, once, under the full suite).
+	f := newFiles(t, files.Config{ReloadCommand: "echo started; sleep 30", ReloadTimeout: 2 * time.Second})
 	r, err := f.Deliver(t.Context(), vaulttest.NewVersion(t, "slow", time.Now().Add(-time.Hour)))
 	if err == nil || !strings.Contains(err.Error(), "no exit within") {
 		t.Fatalf("Deliver with a hanging command = %v, want a timeout", err)
