@@ -14,7 +14,6 @@ import (
 	"github.com/certkeeper/certkeeper/internal/auth"
 	"github.com/certkeeper/certkeeper/internal/certificate"
 	"github.com/certkeeper/certkeeper/internal/config"
-	"github.com/certkeeper/certkeeper/internal/job"
 	"github.com/certkeeper/certkeeper/internal/operation"
 	"github.com/certkeeper/certkeeper/internal/secret"
 	"github.com/certkeeper/certkeeper/internal/store"
@@ -34,7 +33,6 @@ type Access struct {
 var (
 	_ api.Access    = (*Access)(nil)
 	_ auth.KeyStore = (*Access)(nil)
-	_ job.Observer  = (*Access)(nil)
 )
 
 // NewAccess returns an Access over st.
@@ -195,7 +193,7 @@ func (a *Access) RecordAudit(ctx context.Context, e api.AuditEntry) error {
 	return err
 }
 
-// OperationDone implements job.Observer: the outcome of every operation is
+// OperationDone records the end of an operation (a job hook): its outcome is
 // in the audit log, under the caller who asked for it (or "system").
 func (a *Access) OperationDone(ctx context.Context, op operation.Operation) {
 	actor := api.AuditActor{Kind: auth.KindSystem, ID: auth.KindSystem, Name: "certkeeper"}

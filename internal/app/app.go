@@ -139,12 +139,15 @@ func New(ctx context.Context, opts Options) (*App, error) {
 	if err := a.setupDeliveries(runner, opts.AzureTransport); err != nil {
 		return nil, err
 	}
-	runner.Observe(a.access)
+	runner.SetHooks(job.Hooks{Ended: a.operationEnded, Observe: func(ctx context.Context, f job.Finished) {
+		a.metrics.ObserveOperation(string(f.Op.Kind), string(f.Op.Status), f.Duration)
+		a.access.OperationDone(ctx, f.Op)
+	}})
 	jobOpts := job.Options{
 		Store: st, Runner: runner, Workers: cfg.Jobs.Workers,
 		Timeout: cfg.Jobs.Timeout, RescueAfter: cfg.Jobs.RescueAfter, Housekeeping: a.housekeeping(), Logger: logger,
 	}
-	a.renewalJobs(cfg, runner, &jobOpts)
+	a.renewalJobs(cfg, &jobOpts)
 	a.queue, err = job.New(ctx, jobOpts)
 	if err != nil {
 		return nil, err

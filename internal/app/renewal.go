@@ -56,17 +56,14 @@ func (a *App) RenewalInfo(ctx context.Context, caName, directoryURL string, leaf
 	return ca.RenewalInfo(ctx, leaf)
 }
 
-// renewalJobs builds the scheduler and adds it, the webhook deliveries and
-// the runner's hooks to the job options.
-func (a *App) renewalJobs(cfg *config.Config, runner *job.Runner, opts *job.Options) {
+// renewalJobs builds the scheduler and adds it and the webhook deliveries to
+// the job options.
+func (a *App) renewalJobs(cfg *config.Config, opts *job.Options) {
 	a.scheduler = renewal.NewScheduler(renewal.Options{
 		Store: a.store, Advisor: a, Starter: a, Notifier: a, Policy: a.policy,
 		Concurrency: cfg.Renewal.Concurrency, CheckInterval: cfg.Renewal.CheckInterval,
 		ExpiringWithin: cfg.Renewal.ExpiringWithin, Logger: a.logger,
 	})
-	runner.SetHooks(job.Hooks{Ended: a.operationEnded, Observe: func(f job.Finished) {
-		a.metrics.ObserveOperation(string(f.Op.Kind), string(f.Op.Status), f.Duration)
-	}})
 	opts.Register = func(w *river.Workers) {
 		a.notifier.Register(w)
 		a.scheduler.Register(w)

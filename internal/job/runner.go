@@ -83,23 +83,15 @@ type Vault interface {
 	Latest(ctx context.Context, name string) (vault.Version, error)
 }
 
-// Observer is told each time an operation ends (the audit trail records
-// the outcome). It must not block for long.
-type Observer interface {
-	// OperationDone is called once the operation's final state is stored.
-	OperationDone(ctx context.Context, op operation.Operation)
-}
-
 // Runner carries an operation from pending to succeeded or failed. It is safe
 // for concurrent use; each operation runs in one goroutine at a time.
 type Runner struct {
-	store    *store.Store
-	cas      CAs
-	solvers  Solvers
-	vault    Vault
-	logger   *slog.Logger
-	observer Observer
-	hooks    Hooks
+	store   *store.Store
+	cas     CAs
+	solvers Solvers
+	vault   Vault
+	logger  *slog.Logger
+	hooks   Hooks
 	// deliveries, when set, delivers stored versions to destinations.
 	deliveries *Deliveries
 }
@@ -116,24 +108,20 @@ type Finished struct {
 	Revoked *vault.Version
 }
 
-// Hooks are told about operations as they end (issue 5: renewal schedules,
-// webhooks, metrics). Either may be nil.
+// Hooks are told about operations as they end: renewal schedules and
+// webhooks (Ended), metrics and the audit trail (Observe). Either may be nil.
 type Hooks struct {
 	// Ended runs inside the transaction that records the end of the
 	// operation, so what it writes with tx is kept exactly when the end is.
 	// It must use tx, never the Store's own pools. An error rolls both back
 	// and the job is tried again.
 	Ended func(ctx context.Context, tx *sql.Tx, f Finished) error
-	// Observe is told once the end is recorded.
-	Observe func(f Finished)
+	// Observe is told once the end is recorded. It must not block for long.
+	Observe func(ctx context.Context, f Finished)
 }
 
 // SetHooks installs hooks; call it before the queue starts.
 func (r *Runner) SetHooks(h Hooks) { r.hooks = h }
-
-// Observe makes o the Observer of every operation r ends. Call it before the
-// queue starts.
-func (r *Runner) Observe(o Observer) { r.observer = o }
 
 // NewRunner returns a Runner.
 // When solvers also implements CAAChecker, the CAA records are checked
@@ -168,7 +156,7 @@ func (r *Runner) Run(ctx context.Context, id string) error {
 		return err
 	}
 	logger = logger.With("certificate", spec.Name)
-	t := &tracker{store: r.store, op: op, logger: logger, observer: r.observer, hooks: r.hooks, spec: spec, started: time.Now()}
+	t := &tracker{store: r.store, op: op, logger: logger, hooks: r.hooks, spec: spec, started: time.Now()}
 	t.op.Status = operation.StatusRunning
 	t.op.Attempt++
 	if err := t.save(ctx); err != nil {
@@ -272,14 +260,13 @@ func versionOf(id string, spec certificate.Spec, caName, endpoint string, c *iss
 
 // tracker records an operation's steps as the flow enters them.
 type tracker struct {
-	mu       sync.Mutex
-	store    *store.Store
-	op       operation.Operation
-	logger   *slog.Logger
-	observer Observer
-	hooks    Hooks
-	spec     certificate.Spec
-	started  time.Time
+	mu      sync.Mutex
+	store   *store.Store
+	op      operation.Operation
+	logger  *slog.Logger
+	hooks   Hooks
+	spec    certificate.Spec
+	started time.Time
 	// ca is the name of the CA the steps now concern.
 	ca string
 	// revoked is the version a replace operation revoked.
@@ -287,7 +274,7 @@ type tracker struct {
 }
 
 // done records the end of the operation, with hooks.Ended in the same
-// transaction, and tells hooks.Observe and the observer.
+// transaction, and tells hooks.Observe.
 func (t *tracker) done(ctx context.Context) error {
 	if t.hooks.Ended == nil {
 		if err := t.save(ctx); err != nil {
@@ -308,10 +295,7 @@ func (t *tracker) done(ctx context.Context) error {
 		}
 	}
 	if t.hooks.Observe != nil {
-		t.hooks.Observe(Finished{Op: t.op, Spec: t.spec, Duration: time.Since(t.started), Revoked: t.revoked})
-	}
-	if t.observer != nil {
-		t.observer.OperationDone(context.WithoutCancel(ctx), t.op)
+		t.hooks.Observe(context.WithoutCancel(ctx), Finished{Op: t.op, Spec: t.spec, Duration: time.Since(t.started), Revoked: t.revoked})
 	}
 	return nil
 }
