@@ -18,6 +18,7 @@
 package cloudflare
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -75,21 +76,17 @@ var (
 
 // New checks cfg and returns a Provider. It does not contact the API.
 func New(cfg Config) (*Provider, error) {
-	endpoint := cfg.Endpoint
-	if endpoint == "" {
-		endpoint = DefaultEndpoint
-	}
-	base, err := rest.ParseBase(endpoint)
+	base, err := rest.ParseBase(cmp.Or(cfg.Endpoint, DefaultEndpoint))
 	if err != nil {
 		return nil, fmt.Errorf("configuring Cloudflare: endpoint: %w", err)
 	}
 	var dnsAuth, zoneAuth func(*http.Request, []byte) error
 	switch {
 	case cfg.APIToken != "":
-		dnsAuth = bearer(cfg.APIToken)
+		dnsAuth = rest.Bearer(cfg.APIToken)
 		zoneAuth = dnsAuth
 		if cfg.ZoneAPIToken != "" {
-			zoneAuth = bearer(cfg.ZoneAPIToken)
+			zoneAuth = rest.Bearer(cfg.ZoneAPIToken)
 		}
 	case cfg.Email != "" && cfg.APIKey != "":
 		dnsAuth = func(r *http.Request, _ []byte) error {
@@ -109,13 +106,6 @@ func New(cfg Config) (*Provider, error) {
 		return &rest.Client{BaseURL: base, HTTP: cfg.HTTPClient, Authorize: auth, ErrorMessage: errorMessage}
 	}
 	return &Provider{dnsAPI: client(dnsAuth), zoneAPI: client(zoneAuth), ttl: ttl, zones: make(map[string]zone)}, nil
-}
-
-func bearer(token secret.String) func(*http.Request, []byte) error {
-	return func(r *http.Request, _ []byte) error {
-		r.Header.Set("Authorization", "Bearer "+token.Reveal())
-		return nil
-	}
 }
 
 // envelope is every answer of API v4.

@@ -15,6 +15,7 @@
 package digitalocean
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -62,24 +63,16 @@ var (
 
 // New checks cfg and returns a Provider. It does not contact the API.
 func New(cfg Config) (*Provider, error) {
-	endpoint := cfg.Endpoint
-	if endpoint == "" {
-		endpoint = DefaultEndpoint
-	}
-	base, err := rest.ParseBase(endpoint)
+	base, err := rest.ParseBase(cmp.Or(cfg.Endpoint, DefaultEndpoint))
 	if err != nil {
 		return nil, fmt.Errorf("configuring DigitalOcean: endpoint: %w", err)
 	}
 	if cfg.APIToken == "" {
 		return nil, errors.New("configuring DigitalOcean: apiToken is required")
 	}
-	token := cfg.APIToken
 	return &Provider{
 		api: &rest.Client{BaseURL: base.JoinPath("v2"), HTTP: cfg.HTTPClient, ErrorMessage: errorMessage,
-			Authorize: func(r *http.Request, _ []byte) error {
-				r.Header.Set("Authorization", "Bearer "+token.Reveal())
-				return nil
-			}},
+			Authorize: rest.Bearer(cfg.APIToken)},
 		ttl: max(cfg.TTL, minTTL),
 	}, nil
 }

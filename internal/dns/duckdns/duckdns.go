@@ -14,6 +14,7 @@
 package duckdns
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -47,11 +48,7 @@ var _ dns.Provider = (*Provider)(nil)
 
 // New checks cfg and returns a Provider.
 func New(cfg Config) (*Provider, error) {
-	endpoint := cfg.Endpoint
-	if endpoint == "" {
-		endpoint = DefaultEndpoint
-	}
-	base, err := rest.ParseBase(endpoint)
+	base, err := rest.ParseBase(cmp.Or(cfg.Endpoint, DefaultEndpoint))
 	if err != nil {
 		return nil, fmt.Errorf("configuring Duck DNS: endpoint: %w", err)
 	}

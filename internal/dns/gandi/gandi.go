@@ -17,6 +17,7 @@
 package gandi
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -63,24 +64,16 @@ var (
 
 // New checks cfg and returns a Provider. It does not contact the API.
 func New(cfg Config) (*Provider, error) {
-	endpoint := cfg.Endpoint
-	if endpoint == "" {
-		endpoint = DefaultEndpoint
-	}
-	base, err := rest.ParseBase(endpoint)
+	base, err := rest.ParseBase(cmp.Or(cfg.Endpoint, DefaultEndpoint))
 	if err != nil {
 		return nil, fmt.Errorf("configuring Gandi: endpoint: %w", err)
 	}
 	if cfg.PersonalAccessToken == "" {
 		return nil, errors.New("configuring Gandi: personalAccessToken is required")
 	}
-	tok := cfg.PersonalAccessToken
 	return &Provider{
 		api: &rest.Client{BaseURL: base, HTTP: cfg.HTTPClient, ErrorMessage: errorMessage,
-			Authorize: func(r *http.Request, _ []byte) error {
-				r.Header.Set("Authorization", "Bearer "+tok.Reveal())
-				return nil
-			}},
+			Authorize: rest.Bearer(cfg.PersonalAccessToken)},
 		ttl: max(cfg.TTL, minTTL),
 	}, nil
 }

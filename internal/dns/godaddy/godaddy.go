@@ -17,6 +17,7 @@
 package godaddy
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -70,11 +71,7 @@ var (
 
 // New checks cfg and returns a Provider. It does not contact the API.
 func New(cfg Config) (*Provider, error) {
-	endpoint := cfg.Endpoint
-	if endpoint == "" {
-		endpoint = DefaultEndpoint
-	}
-	base, err := rest.ParseBase(endpoint)
+	base, err := rest.ParseBase(cmp.Or(cfg.Endpoint, DefaultEndpoint))
 	if err != nil {
 		return nil, fmt.Errorf("configuring GoDaddy: endpoint: %w", err)
 	}

@@ -16,6 +16,7 @@
 package googledns
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -81,11 +82,7 @@ func New(ctx context.Context, cfg Config) (*Provider, error) {
 	if cfg.Project == "" {
 		return nil, errors.New("configuring Google Cloud DNS: project is required")
 	}
-	endpoint := cfg.Endpoint
-	if endpoint == "" {
-		endpoint = DefaultEndpoint
-	}
-	base, err := rest.ParseBase(endpoint)
+	base, err := rest.ParseBase(cmp.Or(cfg.Endpoint, DefaultEndpoint))
 	if err != nil {
 		return nil, fmt.Errorf("configuring Google Cloud DNS: endpoint: %w", err)
 	}

@@ -18,6 +18,7 @@
 package hetzner
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -60,28 +61,20 @@ var (
 
 // New checks cfg and returns a Provider. It does not contact the API.
 func New(cfg Config) (*Provider, error) {
-	endpoint := cfg.Endpoint
-	if endpoint == "" {
-		endpoint = DefaultEndpoint
-	}
-	base, err := rest.ParseBase(endpoint)
+	base, err := rest.ParseBase(cmp.Or(cfg.Endpoint, DefaultEndpoint))
 	if err != nil {
 		return nil, fmt.Errorf("configuring Hetzner: endpoint: %w", err)
 	}
 	if cfg.APIToken == "" {
 		return nil, errors.New("configuring Hetzner: apiToken is required")
 	}
-	token := cfg.APIToken
 	ttl := cfg.TTL
 	if ttl == 0 {
 		ttl = 60
 	}
 	return &Provider{
 		api: &rest.Client{BaseURL: base, HTTP: cfg.HTTPClient, ErrorMessage: errorMessage,
-			Authorize: func(r *http.Request, _ []byte) error {
-				r.Header.Set("Authorization", "Bearer "+token.Reveal())
-				return nil
-			}},
+			Authorize: rest.Bearer(cfg.APIToken)},
 		ttl: ttl,
 	}, nil
 }

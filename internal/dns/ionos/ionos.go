@@ -14,6 +14,7 @@
 package ionos
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -56,11 +57,7 @@ var (
 
 // New checks cfg and returns a Provider. It does not contact the API.
 func New(cfg Config) (*Provider, error) {
-	endpoint := cfg.Endpoint
-	if endpoint == "" {
-		endpoint = DefaultEndpoint
-	}
-	base, err := rest.ParseBase(endpoint)
+	base, err := rest.ParseBase(cmp.Or(cfg.Endpoint, DefaultEndpoint))
 	if err != nil {
 		return nil, fmt.Errorf("configuring IONOS: endpoint: %w", err)
 	}

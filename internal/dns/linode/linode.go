@@ -14,6 +14,7 @@
 package linode
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -61,24 +62,16 @@ var (
 
 // New checks cfg and returns a Provider. It does not contact the API.
 func New(cfg Config) (*Provider, error) {
-	endpoint := cfg.Endpoint
-	if endpoint == "" {
-		endpoint = DefaultEndpoint
-	}
-	base, err := rest.ParseBase(endpoint)
+	base, err := rest.ParseBase(cmp.Or(cfg.Endpoint, DefaultEndpoint))
 	if err != nil {
 		return nil, fmt.Errorf("configuring Linode: endpoint: %w", err)
 	}
 	if cfg.APIToken == "" {
 		return nil, errors.New("configuring Linode: apiToken is required")
 	}
-	tok := cfg.APIToken
 	return &Provider{
 		api: &rest.Client{BaseURL: base, HTTP: cfg.HTTPClient, ErrorMessage: errorMessage,
-			Authorize: func(r *http.Request, _ []byte) error {
-				r.Header.Set("Authorization", "Bearer "+tok.Reveal())
-				return nil
-			}},
+			Authorize: rest.Bearer(cfg.APIToken)},
 		ttl: max(cfg.TTL, minTTL),
 	}, nil
 }

@@ -14,6 +14,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/certkeeper/certkeeper/internal/secret"
 )
 
 // DefaultTimeout bounds one request when Client.HTTP is nil.
@@ -41,6 +43,14 @@ type Client struct {
 	ErrorMessage func(status int, body []byte) string
 	// ContentType of request bodies; default application/json.
 	ContentType string
+}
+
+// Bearer is an Authorize function that sends token as an OAuth bearer token.
+func Bearer(token secret.String) func(*http.Request, []byte) error {
+	return func(r *http.Request, _ []byte) error {
+		r.Header.Set("Authorization", "Bearer "+token.Reveal())
+		return nil
+	}
 }
 
 // Error is a non-2xx answer.

@@ -16,6 +16,7 @@
 package transip
 
 import (
+	"cmp"
 	"context"
 	"crypto"
 	"crypto/rand"
@@ -86,11 +87,7 @@ var (
 
 // New checks cfg and returns a Provider. It does not contact the API.
 func New(cfg Config) (*Provider, error) {
-	endpoint := cfg.Endpoint
-	if endpoint == "" {
-		endpoint = DefaultEndpoint
-	}
-	base, err := rest.ParseBase(endpoint)
+	base, err := rest.ParseBase(cmp.Or(cfg.Endpoint, DefaultEndpoint))
 	if err != nil {
 		return nil, fmt.Errorf("configuring TransIP: endpoint: %w", err)
 	}
