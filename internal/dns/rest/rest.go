@@ -135,10 +135,17 @@ func (c *Client) Do(ctx context.Context, method, path string, query url.Values, 
 	return nil
 }
 
-// Raw sends body as it is and returns the body of a 2xx answer.
+// Raw sends body as it is and returns the body of a 2xx answer. path is
+// escaped, as Path returns it.
 func (c *Client) Raw(ctx context.Context, method, path string, query url.Values, body []byte) ([]byte, error) {
+	// path is escaped (Path builds it so): Path gets its decoded form and
+	// RawPath the escaped one, or url.URL would escape the escapes again.
+	decoded, err := url.PathUnescape(path)
+	if err != nil {
+		return nil, fmt.Errorf("building request %s %s: %w", method, c.shown(path), err)
+	}
 	u := *c.BaseURL
-	u.Path = c.BaseURL.Path + path
+	u.Path = c.BaseURL.Path + decoded
 	u.RawPath = c.BaseURL.EscapedPath() + path
 	u.RawQuery = query.Encode()
 	shown := c.shown(path)
