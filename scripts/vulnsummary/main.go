@@ -1,10 +1,8 @@
-//go:build ignore
-
 // Command vulnsummary reads the JSON stream of `govulncheck -format json`
 // on standard input, prints one line per vulnerability and exits 1 when a
 // finding is one we can fix. It is run by scripts/vulncheck:
 //
-//	govulncheck -format json ./... | go run scripts/vulnsummary.go -name .
+//	govulncheck -format json ./... | go run ./scripts/vulnsummary -name .
 //
 // Policy: a finding fails the check when govulncheck found the vulnerable
 // symbol reachable from our code (symbol level, govulncheck's default
