@@ -13,8 +13,8 @@
 # configuration file's path, and so overrides those keys of the file; pass
 # -e CERTKEEPER_LISTEN=... to change them.
 
-# Keep in step with the go directive of go.mod (deploy/dockerfile_test.go checks).
-ARG GO_VERSION=1.26.8
+# Keep in step with the toolchain directive of go.mod (deploy/dockerfile_test.go checks).
+ARG GO_VERSION=1.26.10
 
 FROM golang:${GO_VERSION}-bookworm AS build
 WORKDIR /src

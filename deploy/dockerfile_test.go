@@ -25,10 +25,15 @@ func TestDockerfile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	goVersion := regexp.MustCompile(`(?m)^go (\S+)$`).FindStringSubmatch(string(gomod))
+	// The image builds with the toolchain go.mod names (its toolchain
+	// directive, else its go directive).
+	goVersion := regexp.MustCompile(`(?m)^toolchain go(\S+)$`).FindStringSubmatch(string(gomod))
+	if goVersion == nil {
+		goVersion = regexp.MustCompile(`(?m)^go (\S+)$`).FindStringSubmatch(string(gomod))
+	}
 	argVersion := regexp.MustCompile(`(?m)^ARG GO_VERSION=(\S+)$`).FindStringSubmatch(dockerfile)
 	if goVersion == nil || argVersion == nil || goVersion[1] != argVersion[1] {
-		t.Errorf("Dockerfile GO_VERSION %v, go.mod go %v: want the same", argVersion, goVersion)
+		t.Errorf("Dockerfile GO_VERSION %v, go.mod toolchain %v: want the same", argVersion, goVersion)
 	}
 	froms := regexp.MustCompile(`(?m)^FROM (\S+)`).FindAllStringSubmatch(dockerfile, -1)
 	if len(froms) != 2 || !strings.HasPrefix(froms[0][1], "golang:${GO_VERSION}") ||

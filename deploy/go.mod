@@ -2,6 +2,8 @@ module github.com/certkeeper/certkeeper/deploy
 
 go 1.26.8
 
+toolchain go1.26.10
+
 require (
 	github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring v0.95.2
 	helm.sh/helm/v4 v4.3.2

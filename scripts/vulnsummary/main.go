@@ -6,13 +6,13 @@
 //
 // Policy: a finding fails the check when govulncheck found the vulnerable
 // symbol reachable from our code (symbol level, govulncheck's default
-// meaning of "affected"), it is in a module other than the Go standard
-// library, and the database names a fixed version. Findings in the standard
-// library are reported but do not fail: the Go toolchain is pinned (go.mod's
-// go line), and moving it is a decision of its own. Reachable findings with no
-// fixed version are reported and do not fail either, as there is nothing to
-// upgrade to. Vulnerabilities in packages we import but whose vulnerable
-// symbols we do not call, and in modules we only require, are counted.
+// meaning of "affected") and the database names a fixed version: for a
+// module, upgrade it; for the Go standard library, move go.mod's toolchain
+// directive (go fetches that toolchain through the module proxy). Reachable
+// findings with no fixed version are reported and do not fail, as there is
+// nothing to upgrade to. Vulnerabilities in packages we import but whose
+// vulnerable symbols we do not call, and in modules we only require, are
+// counted.
 package main
 
 import (
@@ -168,15 +168,18 @@ func summarize(r io.Reader, w io.Writer, name string) (failed bool, err error) {
 			if v.level == levelModule {
 				verdict = "required module only"
 			}
-		case v.module == "stdlib":
-			verdict = "REACHABLE, Go standard library (toolchain pinned: reported, not failed)"
-			stdlib++
 		case v.fixed == "":
 			verdict = "REACHABLE, no fix published (reported, not failed)"
 			noFix++
+		case v.module == "stdlib":
+			verdict = "REACHABLE and FIXABLE: move go.mod's toolchain to go" + strings.TrimPrefix(v.fixed, "v")
+			fixable++
 		default:
 			verdict = "REACHABLE and FIXABLE: upgrade " + v.module + " to " + v.fixed
 			fixable++
+		}
+		if v.level == levelSymbol && v.module == "stdlib" {
+			stdlib++
 		}
 		where := ""
 		if len(v.reachedByPath) > 0 {

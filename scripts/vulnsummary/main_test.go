@@ -39,16 +39,17 @@ func TestSummarize(t *testing.T) {
 		wantOut    []string
 	}{
 		{
-			name: "standard library reachable is reported, not failed",
+			name: "standard library reachable with a fix fails: move the toolchain",
 			in: config + osvMsg("GO-2026-6809", "Distrust compromised intermediates") +
 				finding("GO-2026-6809", "stdlib", "v1.26.8", "v1.26.10", "module") +
 				finding("GO-2026-6809", "stdlib", "v1.26.8", "v1.26.10", "package") +
 				finding("GO-2026-6809", "stdlib", "v1.26.8", "v1.26.10", "symbol"),
+			wantFailed: true,
 			wantOut: []string{
 				"last modified 2026-11-05 23:49 UTC",
-				"GO-2026-6809  stdlib@v1.26.8, fixed in v1.26.10: REACHABLE, Go standard library",
+				"GO-2026-6809  stdlib@v1.26.8, fixed in v1.26.10: REACHABLE and FIXABLE: move go.mod's toolchain to go1.26.10",
 				"Distrust compromised intermediates",
-				"1 vulnerabilities known for what it builds with: 1 reachable (1 standard library, 0 without a fix, 0 fixable)",
+				"1 vulnerabilities known for what it builds with: 1 reachable (1 standard library, 0 without a fix, 1 fixable)",
 			},
 		},
 		{
@@ -81,7 +82,13 @@ func TestSummarize(t *testing.T) {
 				finding("GO-2026-6617", "stdlib", "v1.26.8", "v1.26.9", "symbol") +
 				finding("GO-2026-6617", "golang.org/x/net", "v0.59.0", "v0.60.0", "symbol"),
 			wantFailed: true,
-			wantOut:    []string{"2 vulnerabilities known", "2 reachable (1 standard library, 0 without a fix, 1 fixable)"},
+			wantOut:    []string{"2 vulnerabilities known", "2 reachable (1 standard library, 0 without a fix, 2 fixable)"},
+		},
+		{
+			name: "standard library reachable without a fix is reported, not failed",
+			in: config +
+				finding("GO-2026-0003", "stdlib", "v1.26.10", "", "symbol"),
+			wantOut: []string{"REACHABLE, no fix published", "1 reachable (1 standard library, 1 without a fix, 0 fixable)"},
 		},
 		{
 			name:    "nothing found",
