@@ -166,7 +166,7 @@ func (s *Store) APIKeys(ctx context.Context) ([]APIKey, error) {
 // It reads the database every time: a key revoked by any process is gone
 // for the next request.
 func (s *Store) APIKeyByHash(ctx context.Context, hash string) (APIKey, error) {
-	k, err := scanAPIKey(s.readRow(ctx, `SELECT `+apiKeyColumns+` FROM api_keys WHERE hash = $1`, hash))
+	k, err := scanAPIKey(s.lookupRow(ctx, `SELECT `+apiKeyColumns+` FROM api_keys WHERE hash = $1`, hash))
 	if errors.Is(err, sql.ErrNoRows) {
 		return APIKey{}, ErrNotFound
 	}

@@ -46,7 +46,7 @@ const operationColumns = `id, kind, certificate_name, status, steps, failed_step
 
 // Operation returns the operation with id, or ErrNotFound.
 func (s *Store) Operation(ctx context.Context, id string) (operation.Operation, error) {
-	row := s.readRow(ctx, `SELECT `+operationColumns+` FROM operations WHERE id = $1`, id)
+	row := s.lookupRow(ctx, `SELECT `+operationColumns+` FROM operations WHERE id = $1`, id)
 	op, err := scanOperation(row)
 	if errors.Is(err, sql.ErrNoRows) {
 		return operation.Operation{}, ErrNotFound
@@ -67,7 +67,7 @@ func (s *Store) OperationStatus(ctx context.Context, id string) (operation.Opera
 		kind, status string
 		failedStep   string
 	)
-	err := s.readRow(ctx, `SELECT id, kind, certificate_name, status, failed_step, error, version_id,
+	err := s.lookupRow(ctx, `SELECT id, kind, certificate_name, status, failed_step, error, version_id,
 		created_by, created_by_name FROM operations WHERE id = $1`, id).Scan(&op.ID, &kind, &op.CertificateName,
 		&status, &failedStep, &op.Error, &op.VersionID, &op.CreatedBy, &op.CreatedByName)
 	if errors.Is(err, sql.ErrNoRows) {

@@ -169,6 +169,19 @@ func (s *Store) readRow(ctx context.Context, query string, args ...any) *sql.Row
 	return s.readStmts.queryRow(ctx, s.read, query, args...)
 }
 
+// lookupRow is readRow for a lookup by primary key or unique index, which
+// SQLite answers in microseconds. There it runs without ctx's cancellation:
+// for a cancellable ctx, modernc's driver starts a goroutine per query to
+// watch it, which cost more than the lookup itself (a third of
+// BenchmarkStatePollReads). A ctx already done still fails the call.
+// PostgreSQL keeps ctx: a query there waits on the network.
+func (s *Store) lookupRow(ctx context.Context, query string, args ...any) *sql.Row {
+	if s.dialect == SQLite && ctx.Err() == nil {
+		ctx = context.WithoutCancel(ctx)
+	}
+	return s.readRow(ctx, query, args...)
+}
+
 // readRows is readRow for several rows; the caller closes them.
 func (s *Store) readRows(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
 	return s.readStmts.query(ctx, s.read, query, args...)
