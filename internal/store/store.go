@@ -172,9 +172,11 @@ func (s *Store) readRow(ctx context.Context, query string, args ...any) *sql.Row
 // lookupRow is readRow for a lookup by primary key or unique index, which
 // SQLite answers in microseconds. There it runs without ctx's cancellation:
 // for a cancellable ctx, modernc's driver starts a goroutine per query to
-// watch it, which cost more than the lookup itself (a third of
-// BenchmarkStatePollReads). A ctx already done still fails the call.
-// PostgreSQL keeps ctx: a query there waits on the network.
+// watch it, which cost more than the lookup itself (about half of
+// BenchmarkStatePollReads). A ctx already done still fails the call; the
+// wait for a free read connection is not cancellable either, and those are
+// held for microseconds. PostgreSQL keeps ctx: a query there waits on the
+// network.
 func (s *Store) lookupRow(ctx context.Context, query string, args ...any) *sql.Row {
 	if s.dialect == SQLite && ctx.Err() == nil {
 		ctx = context.WithoutCancel(ctx)
