@@ -470,19 +470,26 @@ func TestState(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.id, func(t *testing.T) {
 			t.Parallel()
-			rec := serve(t, newAPI(&fakeBackend{ops: ops}, "https://certs.example.com"), request{method: "GET", path: "/api/state/" + tt.id, key: "reader"})
-			if tt.want != nil {
-				wantProblem(t, rec, tt.status, tt.want)
-				return
+			check := func(t *testing.T, h http.Handler) {
+				rec := serve(t, h, request{method: "GET", path: "/api/state/" + tt.id, key: "reader"})
+				if tt.want != nil {
+					wantProblem(t, rec, tt.status, tt.want)
+					return
+				}
+				wantEmpty(t, rec, tt.status)
+				wantLoc := ""
+				if tt.status == http.StatusAccepted {
+					wantLoc = "https://certs.example.com/api/state/" + tt.id
+				}
+				if got := rec.Header().Get("Location"); got != wantLoc {
+					t.Errorf("Location = %q; want %q", got, wantLoc)
+				}
 			}
-			wantEmpty(t, rec, tt.status)
-			wantLoc := ""
-			if tt.status == http.StatusAccepted {
-				wantLoc = "https://certs.example.com/api/state/" + tt.id
-			}
-			if got := rec.Header().Get("Location"); got != wantLoc {
-				t.Errorf("Location = %q; want %q", got, wantLoc)
-			}
+			check(t, newAPI(&fakeBackend{ops: ops}, "https://certs.example.com"))
+			// A Backend that reads statuses alone answers the same, and
+			// the route does not read the whole operation from it.
+			sb := &statusBackend{fakeBackend: &fakeBackend{opErr: errors.New("operation read whole")}, ops: ops}
+			check(t, api.New(api.Options{Backend: sb, Auth: fakeAuth{}, PublicURL: "https://certs.example.com"}))
 		})
 	}
 	t.Run("backend failure", func(t *testing.T) {
@@ -490,6 +497,24 @@ func TestState(t *testing.T) {
 		rec := serve(t, newAPI(&fakeBackend{opErr: errors.New("database closed")}, ""), request{method: "GET", path: "/api/state/" + opID, key: "reader"})
 		wantProblem(t, rec, http.StatusInternalServerError, internal(""))
 	})
+}
+
+// statusBackend is a fakeBackend that also implements
+// api.OperationStatusReader over ops.
+type statusBackend struct {
+	*fakeBackend
+	ops map[string]operation.Operation
+}
+
+var _ api.OperationStatusReader = (*statusBackend)(nil)
+
+func (b *statusBackend) OperationStatus(ctx context.Context, id string) (operation.Operation, error) {
+	op, ok := b.ops[id]
+	if !ok {
+		return operation.Operation{}, api.ErrOperationNotFound
+	}
+	op.Steps = nil
+	return op, nil
 }
 
 func TestCertificates(t *testing.T) {

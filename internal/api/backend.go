@@ -59,6 +59,16 @@ type Authenticator interface {
 	Authenticate(r *http.Request) (auth.Principal, error)
 }
 
+// OperationStatusReader is what a Backend may also offer for GET
+// /api/state/{id}, which clients poll often: the operation's status,
+// failure and creator, without its steps and deliveries. Without it the
+// route reads the whole operation with Backend.Operation.
+type OperationStatusReader interface {
+	// OperationStatus returns the operation with at least ID, Status,
+	// FailedStep, Error and CreatedBy set, or ErrOperationNotFound.
+	OperationStatus(ctx context.Context, id string) (operation.Operation, error)
+}
+
 // ErrOperationNotFound is returned by Backend.Operation for an unknown id.
 var ErrOperationNotFound = errors.New("operation not found")
 

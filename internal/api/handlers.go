@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"maps"
@@ -156,7 +157,11 @@ func parseRevokeRequest(body []byte) (int, fieldErrors) {
 // (as Acmebot), a 500 problem whose detail is "<step>: <error>" when it
 // failed, and a 400 problem for an unknown id.
 func (s *server) state(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
-	op, err := s.lookupOperation(r)
+	read := s.backend.Operation
+	if sr, ok := s.backend.(OperationStatusReader); ok {
+		read = sr.OperationStatus
+	}
+	op, err := s.readOperation(r, read)
 	if err != nil {
 		return err
 	}
@@ -180,12 +185,17 @@ func (s *server) state(w http.ResponseWriter, r *http.Request, p auth.Principal)
 // lookupOperation returns the operation named by the {id} path value, or
 // the 400 problem for an id that is malformed or unknown.
 func (s *server) lookupOperation(r *http.Request) (operation.Operation, error) {
+	return s.readOperation(r, s.backend.Operation)
+}
+
+// readOperation is lookupOperation reading the operation with read.
+func (s *server) readOperation(r *http.Request, read func(context.Context, string) (operation.Operation, error)) (operation.Operation, error) {
 	id := r.PathValue("id")
 	unknown := &httpError{status: http.StatusBadRequest, detail: fmt.Sprintf("The operation '%s' does not exist.", id)}
 	if !operation.ValidID(id) {
 		return operation.Operation{}, unknown
 	}
-	op, err := s.backend.Operation(r.Context(), id)
+	op, err := read(r.Context(), id)
 	if errors.Is(err, ErrOperationNotFound) {
 		return operation.Operation{}, unknown
 	}

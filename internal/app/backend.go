@@ -15,7 +15,10 @@ import (
 	"github.com/certkeeper/certkeeper/internal/vault"
 )
 
-var _ api.Backend = (*App)(nil)
+var (
+	_ api.Backend               = (*App)(nil)
+	_ api.OperationStatusReader = (*App)(nil)
+)
 
 // Issue implements api.Backend: it checks what can be checked before an
 // order is placed — every name has a zone, the provider exists, the profile
@@ -97,6 +100,16 @@ func (a *App) Operation(ctx context.Context, id string) (operation.Operation, er
 		return op, err
 	}
 	op.Deliveries, err = a.store.Deliveries(ctx, id)
+	return op, err
+}
+
+// OperationStatus implements api.OperationStatusReader: the operation
+// without its steps and deliveries, for GET /api/state.
+func (a *App) OperationStatus(ctx context.Context, id string) (operation.Operation, error) {
+	op, err := a.store.OperationStatus(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return operation.Operation{}, api.ErrOperationNotFound
+	}
 	return op, err
 }
 

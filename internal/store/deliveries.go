@@ -51,7 +51,7 @@ func scanDelivery(row interface{ Scan(...any) error }) (operation.Delivery, erro
 
 // Deliveries returns the deliveries of an operation, ordered by destination.
 func (s *Store) Deliveries(ctx context.Context, opID string) ([]operation.Delivery, error) {
-	rows, err := s.read.QueryContext(ctx, `SELECT `+deliveryColumns+` FROM deliveries WHERE operation_id = $1
+	rows, err := s.readRows(ctx, `SELECT `+deliveryColumns+` FROM deliveries WHERE operation_id = $1
 		ORDER BY destination`, opID)
 	if err != nil {
 		return nil, fmt.Errorf("reading the deliveries of operation %s: %w", opID, err)
@@ -70,7 +70,7 @@ func (s *Store) Deliveries(ctx context.Context, opID string) ([]operation.Delive
 
 // Delivery returns one delivery, or ErrNotFound.
 func (s *Store) Delivery(ctx context.Context, opID, dest string) (operation.Delivery, error) {
-	d, err := scanDelivery(s.read.QueryRowContext(ctx, `SELECT `+deliveryColumns+` FROM deliveries
+	d, err := scanDelivery(s.readRow(ctx, `SELECT `+deliveryColumns+` FROM deliveries
 		WHERE operation_id = $1 AND destination = $2`, opID, dest))
 	if errors.Is(err, sql.ErrNoRows) {
 		return d, ErrNotFound
@@ -161,7 +161,7 @@ func (s *Store) SetDelivered(ctx context.Context, certName, dest, versionID stri
 // DestinationStates returns, per certificate name, what each destination
 // holds, ordered by destination.
 func (s *Store) DestinationStates(ctx context.Context) (map[string][]operation.DestinationState, error) {
-	rows, err := s.read.QueryContext(ctx, `SELECT certificate_name, destination, delivered_version_id, delivered_at,
+	rows, err := s.readRows(ctx, `SELECT certificate_name, destination, delivered_version_id, delivered_at,
 		last_attempt_at, last_error FROM certificate_destinations ORDER BY certificate_name, destination`)
 	if err != nil {
 		return nil, fmt.Errorf("reading destination states: %w", err)

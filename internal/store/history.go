@@ -11,7 +11,7 @@ import (
 // Versions returns every version of the named certificate, newest first,
 // or ErrNotFound when it has none.
 func (s *Store) Versions(ctx context.Context, name string) ([]Version, error) {
-	rows, err := s.read.QueryContext(ctx, `SELECT `+versionColumns+` FROM certificate_versions
+	rows, err := s.readRows(ctx, `SELECT `+versionColumns+` FROM certificate_versions
 		WHERE certificate_name = $1 ORDER BY created_at DESC, id DESC`, name)
 	if err != nil {
 		return nil, fmt.Errorf("listing versions of %s: %w", name, err)

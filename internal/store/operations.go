@@ -46,7 +46,7 @@ const operationColumns = `id, kind, certificate_name, status, steps, failed_step
 
 // Operation returns the operation with id, or ErrNotFound.
 func (s *Store) Operation(ctx context.Context, id string) (operation.Operation, error) {
-	row := s.read.QueryRowContext(ctx, `SELECT `+operationColumns+` FROM operations WHERE id = $1`, id)
+	row := s.lookupRow(ctx, `SELECT `+operationColumns+` FROM operations WHERE id = $1`, id)
 	op, err := scanOperation(row)
 	if errors.Is(err, sql.ErrNoRows) {
 		return operation.Operation{}, ErrNotFound
@@ -54,6 +54,29 @@ func (s *Store) Operation(ctx context.Context, id string) (operation.Operation, 
 	if err != nil {
 		return operation.Operation{}, fmt.Errorf("reading operation %s: %w", id, err)
 	}
+	return op, nil
+}
+
+// OperationStatus returns what GET /api/state polls of the operation with
+// id — its status, failure and creator — without the steps and
+// deliveries Operation also reads (decoding the steps was a tenth of a
+// poll's CPU), or ErrNotFound.
+func (s *Store) OperationStatus(ctx context.Context, id string) (operation.Operation, error) {
+	var (
+		op           operation.Operation
+		kind, status string
+		failedStep   string
+	)
+	err := s.lookupRow(ctx, `SELECT id, kind, certificate_name, status, failed_step, error, version_id,
+		created_by, created_by_name FROM operations WHERE id = $1`, id).Scan(&op.ID, &kind, &op.CertificateName,
+		&status, &failedStep, &op.Error, &op.VersionID, &op.CreatedBy, &op.CreatedByName)
+	if errors.Is(err, sql.ErrNoRows) {
+		return operation.Operation{}, ErrNotFound
+	}
+	if err != nil {
+		return operation.Operation{}, fmt.Errorf("reading the status of operation %s: %w", id, err)
+	}
+	op.Kind, op.Status, op.FailedStep = operation.Kind(kind), operation.Status(status), operation.Step(failedStep)
 	return op, nil
 }
 
@@ -81,7 +104,7 @@ func scanOperation(row interface{ Scan(...any) error }) (operation.Operation, er
 // OperationSpec returns the spec an operation works on, or ErrNotFound.
 func (s *Store) OperationSpec(ctx context.Context, id string) (certificate.Spec, error) {
 	var raw string
-	err := s.read.QueryRowContext(ctx, `SELECT spec FROM operations WHERE id = $1`, id).Scan(&raw)
+	err := s.readRow(ctx, `SELECT spec FROM operations WHERE id = $1`, id).Scan(&raw)
 	if errors.Is(err, sql.ErrNoRows) {
 		return certificate.Spec{}, ErrNotFound
 	}

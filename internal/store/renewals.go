@@ -85,7 +85,7 @@ func scanRenewals(rows *sql.Rows, what string) ([]Renewal, error) {
 // DueRenewals returns at most limit schedules whose NextCheckAt is not after
 // now, the most overdue first. It reads the renewals_by_next_check index.
 func (s *Store) DueRenewals(ctx context.Context, now time.Time, limit int) ([]Renewal, error) {
-	rows, err := s.read.QueryContext(ctx, `SELECT `+renewalColumns+` FROM renewals
+	rows, err := s.readRows(ctx, `SELECT `+renewalColumns+` FROM renewals
 		WHERE next_check_at <= $1 ORDER BY next_check_at LIMIT $2`, now.UnixMicro(), limit)
 	if err != nil {
 		return nil, fmt.Errorf("listing due renewals: %w", err)
@@ -95,7 +95,7 @@ func (s *Store) DueRenewals(ctx context.Context, now time.Time, limit int) ([]Re
 
 // Renewals returns every schedule, ordered by certificate name.
 func (s *Store) Renewals(ctx context.Context) ([]Renewal, error) {
-	rows, err := s.read.QueryContext(ctx, `SELECT `+renewalColumns+` FROM renewals ORDER BY certificate_name`)
+	rows, err := s.readRows(ctx, `SELECT `+renewalColumns+` FROM renewals ORDER BY certificate_name`)
 	if err != nil {
 		return nil, fmt.Errorf("listing renewals: %w", err)
 	}
@@ -121,7 +121,7 @@ func (s *Store) RenewalByName(ctx context.Context, q Querier, name string) (Rene
 // CountRenewing returns how many certificates have a renewal in flight.
 func (s *Store) CountRenewing(ctx context.Context) (int, error) {
 	var n int
-	if err := s.read.QueryRowContext(ctx, `SELECT COUNT(*) FROM renewals WHERE operation_id <> ''`).Scan(&n); err != nil {
+	if err := s.readRow(ctx, `SELECT COUNT(*) FROM renewals WHERE operation_id <> ''`).Scan(&n); err != nil {
 		return 0, fmt.Errorf("counting renewals in flight: %w", err)
 	}
 	return n, nil
@@ -242,7 +242,7 @@ type CertificateGauge struct {
 // CertificateGauges returns one CertificateGauge per certificate, ordered by
 // name.
 func (s *Store) CertificateGauges(ctx context.Context) ([]CertificateGauge, error) {
-	rows, err := s.read.QueryContext(ctx, `SELECT c.name, v.spec, v.acme_endpoint, v.not_before, v.not_after, v.revoked_at,
+	rows, err := s.readRows(ctx, `SELECT c.name, v.spec, v.acme_endpoint, v.not_before, v.not_after, v.revoked_at,
 			COALESCE(r.renew_at, 0), COALESCE(r.status, '')
 		FROM certificates c
 		JOIN certificate_versions v ON v.id = (SELECT w.id FROM certificate_versions w WHERE w.certificate_name = c.name

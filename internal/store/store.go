@@ -51,10 +51,13 @@ type Querier interface {
 // read-only connections, which WAL mode lets run beside the writer. With
 // PostgreSQL both are the same pool.
 type Store struct {
-	db      *sql.DB
-	read    *sql.DB
-	dialect Dialect
-	logger  *slog.Logger
+	db   *sql.DB
+	read *sql.DB
+	// readStmts prepares the read pool's queries once per connection
+	// (SQLite only; see stmtCache).
+	readStmts *stmtCache
+	dialect   Dialect
+	logger    *slog.Logger
 	// locks are WithLock's locks with SQLite; lockFile holds the SQLite
 	// file's exclusive lock while the Store is open.
 	locks    localLocks
@@ -131,6 +134,7 @@ func open(ctx context.Context, dsn string, logger *slog.Logger, exclusive bool) 
 		// connections (17% of CPU under load, issue 11's profile).
 		read.SetMaxIdleConns(8)
 		s.read = read
+		s.readStmts = newStmtCache(read)
 	}
 	if err := s.ping(ctx); err != nil {
 		s.Close()
@@ -158,6 +162,33 @@ func (s *Store) Ping(ctx context.Context) error {
 	return nil
 }
 
+// readRow runs a read query on the read pool through its prepared
+// statement. query must be a constant: each distinct text is prepared once
+// per connection and kept until Close.
+func (s *Store) readRow(ctx context.Context, query string, args ...any) *sql.Row {
+	return s.readStmts.queryRow(ctx, s.read, query, args...)
+}
+
+// lookupRow is readRow for a lookup by primary key or unique index, which
+// SQLite answers in microseconds. There it runs without ctx's cancellation:
+// for a cancellable ctx, modernc's driver starts a goroutine per query to
+// watch it, which cost more than the lookup itself (about half of
+// BenchmarkStatePollReads). A ctx already done still fails the call; the
+// wait for a free read connection is not cancellable either, and those are
+// held for microseconds. PostgreSQL keeps ctx: a query there waits on the
+// network.
+func (s *Store) lookupRow(ctx context.Context, query string, args ...any) *sql.Row {
+	if s.dialect == SQLite && ctx.Err() == nil {
+		ctx = context.WithoutCancel(ctx)
+	}
+	return s.readRow(ctx, query, args...)
+}
+
+// readRows is readRow for several rows; the caller closes them.
+func (s *Store) readRows(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	return s.readStmts.query(ctx, s.read, query, args...)
+}
+
 // DB is the writer pool, shared with the job queue.
 func (s *Store) DB() *sql.DB { return s.db }
 
@@ -166,7 +197,7 @@ func (s *Store) Dialect() Dialect { return s.dialect }
 
 // Close closes both pools and releases the SQLite file's lock.
 func (s *Store) Close() error {
-	err := s.db.Close()
+	err := errors.Join(s.readStmts.Close(), s.db.Close())
 	if s.read != s.db && s.read != nil {
 		err = errors.Join(err, s.read.Close())
 	}
