@@ -241,6 +241,8 @@ type certkeeper struct {
 	key  string
 	pid  int
 	http *http.Client
+	// pollEvery is the wait between two polls of an operation's state.
+	pollEvery time.Duration
 
 	// lastState is the Location of the last operation posted.
 	lastState string
@@ -249,12 +251,23 @@ type certkeeper struct {
 	steps map[operation.Step][]time.Duration
 }
 
-func newCertkeeper(ctx context.Context, s *stack) (*certkeeper, error) {
-	bin, err := s.goBuild("certkeeper", "./cmd/certkeeper")
-	if err != nil {
-		return nil, err
+// ckInstance is one certkeeper data directory and configuration, with the
+// binary that serves it.
+type ckInstance struct {
+	bin, cfgPath, base, key, logPath string
+}
+
+// prepareCertkeeper builds the binary (once per stack), writes a data
+// directory and configuration named name, and seeds it with seed
+// certificates. checkInterval, when set, is renewal.checkInterval.
+func prepareCertkeeper(ctx context.Context, s *stack, name string, seed seedOptions, checkInterval time.Duration) (*ckInstance, error) {
+	bin := filepath.Join(s.dir, "certkeeper")
+	if _, err := os.Stat(bin); err != nil {
+		if bin, err = s.goBuild("certkeeper", "./cmd/certkeeper"); err != nil {
+			return nil, err
+		}
 	}
-	dataDir := filepath.Join(s.dir, "certkeeper-data")
+	dataDir := filepath.Join(s.dir, name+"-data")
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("creating certkeeper data directory: %w", err)
 	}
@@ -263,10 +276,12 @@ func newCertkeeper(ctx context.Context, s *stack) (*certkeeper, error) {
 		return nil, err
 	}
 	key := "bench-" + strconv.FormatInt(time.Now().UnixNano(), 36)
+	keyFile := filepath.Join(dataDir, "master.key")
 	cfg := map[string]any{
-		"listen":  fmt.Sprintf("127.0.0.1:%d", port),
-		"dataDir": dataDir,
-		"acme":    map[string]any{"endpoint": s.directory, "caBundle": s.caBundle, "profile": "default"},
+		"listen":        fmt.Sprintf("127.0.0.1:%d", port),
+		"dataDir":       dataDir,
+		"masterKeyFile": keyFile,
+		"acme":          map[string]any{"endpoint": s.directory, "caBundle": s.caBundle, "profile": "default"},
 		"dns": map[string]any{
 			"resolvers":          []string{s.dnsAddr},
 			"propagationTimeout": "60s",
@@ -279,21 +294,49 @@ func newCertkeeper(ctx context.Context, s *stack) (*certkeeper, error) {
 			"roles": []string{"Acmebot.IssueCertificate", "Acmebot.RevokeCertificate"}}}},
 		"log": map[string]any{"level": "warn", "format": "text"},
 	}
+	if checkInterval > 0 {
+		cfg["renewal"] = map[string]any{"checkInterval": checkInterval.String()}
+	}
 	raw, _ := json.Marshal(cfg) // YAML is a superset of JSON
 	cfgPath := filepath.Join(dataDir, "certkeeper.yaml")
 	if err := os.WriteFile(cfgPath, raw, 0o600); err != nil {
 		return nil, fmt.Errorf("writing certkeeper config: %w", err)
 	}
+	if seed.N > 0 {
+		seed.Directory = s.directory
+		d, err := seedCertificates(ctx, dataDir, keyFile, seed)
+		if err != nil {
+			return nil, err
+		}
+		fmt.Fprintf(os.Stderr, "seeded %d certificates into %s in %v\n", seed.N, name, d.Round(time.Millisecond))
+	}
+	return &ckInstance{bin: bin, cfgPath: cfgPath, base: fmt.Sprintf("http://127.0.0.1:%d", port), key: key,
+		logPath: filepath.Join(s.dir, name+".log")}, nil
+}
+
+// env is the environment certkeeper runs with: the bench's, without
+// CERTKEEPER_ variables, plus extra.
+func ckEnv(extra ...string) []string {
 	env := []string{}
 	for _, kv := range os.Environ() {
 		if !strings.HasPrefix(kv, "CERTKEEPER_") {
 			env = append(env, kv)
 		}
 	}
-	if err := s.spawn(bin, []string{"serve", "--config", cfgPath}, env, filepath.Join(s.dir, "certkeeper.log")); err != nil {
+	return append(env, extra...)
+}
+
+// newCertkeeper prepares an instance with seed certificates stored and
+// starts it.
+func newCertkeeper(ctx context.Context, s *stack, seed seedOptions, extraEnv ...string) (*certkeeper, error) {
+	in, err := prepareCertkeeper(ctx, s, "certkeeper", seed, 0)
+	if err != nil {
 		return nil, err
 	}
-	c := &certkeeper{base: fmt.Sprintf("http://127.0.0.1:%d", port), key: key, pid: s.procs[len(s.procs)-1].Process.Pid,
+	if err := s.spawn(in.bin, []string{"serve", "--config", in.cfgPath}, ckEnv(extraEnv...), in.logPath); err != nil {
+		return nil, err
+	}
+	c := &certkeeper{base: in.base, key: in.key, pid: s.procs[len(s.procs)-1].Process.Pid, pollEvery: 20 * time.Millisecond,
 		http: &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 256}}}
 	deadline := time.Now().Add(60 * time.Second)
 	for time.Now().Before(deadline) {
@@ -302,7 +345,7 @@ func newCertkeeper(ctx context.Context, s *stack) (*certkeeper, error) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	log, _ := os.ReadFile(filepath.Join(s.dir, "certkeeper.log"))
+	log, _ := os.ReadFile(in.logPath)
 	return nil, fmt.Errorf("waiting for certkeeper /readyz: not ready within 60s:\n%s", log)
 }
 
@@ -374,7 +417,7 @@ func (c *certkeeper) obtain(ctx context.Context, certs [][]string) error {
 				case <-ctx.Done():
 					errs[i] = ctx.Err()
 					return
-				case <-time.After(20 * time.Millisecond):
+				case <-time.After(c.pollEvery):
 				}
 			}
 		})

@@ -29,6 +29,14 @@ type options struct {
 	out        string
 	clients    string
 	loadSecs   int
+	// seed is how many certificates the certkeeper client has stored
+	// before it starts (the API load); startupSeed how many the start-up
+	// instance has, seedDue the fraction of those past their renewal moment.
+	seed        int
+	startupSeed int
+	seedDue     float64
+	// loadIssuances is how many issuances run during the API load.
+	loadIssuances int
 }
 
 func main() {
@@ -39,6 +47,10 @@ func main() {
 	flag.StringVar(&o.out, "out", "", "write the Markdown report here (default stdout)")
 	flag.StringVar(&o.clients, "clients", "certbot,lego,issuer,certkeeper", "clients to run")
 	flag.IntVar(&o.loadSecs, "load-seconds", 5, "duration of the API load test")
+	flag.IntVar(&o.seed, "seed", 1000, "certificates stored in certkeeper's database before it starts (the API load runs against them)")
+	flag.IntVar(&o.startupSeed, "startup-seed", 10000, "certificates stored for the start-up and idle-memory workload (0: skip it)")
+	flag.Float64Var(&o.seedDue, "seed-due", 0.005, "fraction of the start-up instance's certificates past their renewal moment")
+	flag.IntVar(&o.loadIssuances, "load-issuances", 50, "issuances kept running during the API load")
 	loadURL := flag.String("load-url", "", "internal: run as the load generator against this URL")
 	loadKey := flag.String("load-key", "", "internal: the API key of the load generator")
 	flag.Parse()
@@ -86,7 +98,7 @@ func run(ctx context.Context, o options) (string, error) {
 			iss, err = newIssuerAlone(s)
 			c = iss
 		case "certkeeper":
-			ck, err = newCertkeeper(ctx, s)
+			ck, err = newCertkeeper(ctx, s, seedOptions{N: o.seed})
 			c = ck
 		default:
 			err = fmt.Errorf("unknown client %q", name)
@@ -112,7 +124,18 @@ func run(ctx context.Context, o options) (string, error) {
 	}
 	if o.smoke {
 		fmt.Fprintf(&r, "Smoke mode: every client (%s) obtained one certificate.\n", o.clients)
+		if ck != nil && o.seed > 0 {
+			fmt.Fprintf(&r, "certkeeper lists %d certificates (%d seeded).\n", ck.stored(ctx), o.seed)
+		}
 		return r.String(), nil
+	}
+
+	if ck != nil && o.startupSeed > 0 {
+		sr, err := startupWorkload(ctx, s, seedOptions{N: o.startupSeed, Due: o.seedDue}, o.reps)
+		if err != nil {
+			return "", err
+		}
+		r.WriteString(sr)
 	}
 
 	// Workload 1: one certificate, one name.
@@ -170,7 +193,7 @@ func run(ctx context.Context, o options) (string, error) {
 		idle := rssKB(ck.pid)
 		fmt.Fprintf(&r, "## certkeeper memory\n\nRSS after the runs (idle, %d certificates stored): %.1f MB; peak RSS sampled every 50 ms during the concurrent runs: %.1f MB.\n\n",
 			ck.stored(ctx), float64(idle)/1024, float64(peakRSS)/1024)
-		lr, err := loadTest(ctx, ck, time.Duration(o.loadSecs)*time.Second)
+		lr, err := loadTest(ctx, ck, time.Duration(o.loadSecs)*time.Second, o.loadIssuances)
 		if err != nil {
 			return "", err
 		}

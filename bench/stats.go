@@ -131,16 +131,36 @@ type loadReport struct {
 }
 
 // loadTest runs the load generator in a second process against
-// GET /api/state/{id} and GET /api/certificates.
-func loadTest(ctx context.Context, c *certkeeper, d time.Duration) (string, error) {
+// GET /api/state/{id} and GET /api/certificates, with issuances
+// certificates being issued meanwhile (each polled every 250 ms).
+func loadTest(ctx context.Context, c *certkeeper, d time.Duration, issuances int) (string, error) {
 	self, err := os.Executable()
 	if err != nil {
 		return "", fmt.Errorf("finding the bench binary: %w", err)
 	}
+	stored := c.stored(ctx)
 	var b strings.Builder
-	fmt.Fprintf(&b, "## API under load (Go load generator in a second process, 32 connections, %v each, no issuances running)\n\n| request | req/s | p50 | p99 | errors |\n| --- | --- | --- | --- | --- |\n", d)
+	fmt.Fprintf(&b, "## API under load (Go load generator in a second process, 32 connections, %v each, %d certificates stored, %d issuances kept running)\n\n| request | req/s | p50 | p99 | errors | issuances completed meanwhile |\n| --- | --- | --- | --- | --- | --- |\n",
+		d, stored, issuances)
 	for _, path := range []string{c.lastState, c.base + "/api/certificates"} {
+		bg := &certkeeper{base: c.base, key: c.key, pid: c.pid, http: c.http, pollEvery: 250 * time.Millisecond}
+		bgCtx, stop := context.WithCancel(ctx)
+		var done atomic.Int64
+		var wg sync.WaitGroup
+		for range issuances {
+			wg.Go(func() {
+				for bgCtx.Err() == nil {
+					if bg.obtain(bgCtx, [][]string{{uniqueName("load")}}) == nil {
+						done.Add(1)
+					}
+				}
+			})
+		}
+		time.Sleep(500 * time.Millisecond) // let the issuances get going
 		out, err := exec.CommandContext(ctx, self, "-load-url", path, "-load-key", c.key, "-load-seconds", fmt.Sprint(int(d.Seconds()))).Output()
+		n := done.Load()
+		stop()
+		wg.Wait()
 		if err != nil {
 			return "", fmt.Errorf("running the load generator: %w", err)
 		}
@@ -148,8 +168,8 @@ func loadTest(ctx context.Context, c *certkeeper, d time.Duration) (string, erro
 		if err := json.Unmarshal(out, &lr); err != nil {
 			return "", fmt.Errorf("reading the load generator's report %q: %w", out, err)
 		}
-		fmt.Fprintf(&b, "| GET %s | %.0f | %.2f ms | %.2f ms | %d |\n", strings.TrimPrefix(path, c.base),
-			float64(lr.Requests)/lr.Seconds, float64(lr.P50)/1e6, float64(lr.P99)/1e6, lr.Errors)
+		fmt.Fprintf(&b, "| GET %s | %.0f | %.2f ms | %.2f ms | %d | %d |\n", strings.TrimPrefix(path, c.base),
+			float64(lr.Requests)/lr.Seconds, float64(lr.P50)/1e6, float64(lr.P99)/1e6, lr.Errors, n)
 	}
 	b.WriteString("\n")
 	return b.String(), nil

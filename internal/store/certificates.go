@@ -40,38 +40,55 @@ type Version struct {
 // creating the certificate on its first version. It is all or nothing, and
 // inserting a version id that exists already changes nothing (ErrExists).
 func (s *Store) InsertVersion(ctx context.Context, v Version) error {
+	return s.Tx(ctx, func(tx *sql.Tx) error { return insertVersion(ctx, tx, v) })
+}
+
+// InsertVersions stores every version of vs as InsertVersion does, in one
+// transaction: all of them or none. A version id that exists already is
+// ErrExists and nothing is stored. It is for bulk loads (an import, the
+// benchmark's seeding); the service stores one version at a time.
+func (s *Store) InsertVersions(ctx context.Context, vs []Version) error {
+	return s.Tx(ctx, func(tx *sql.Tx) error {
+		for _, v := range vs {
+			if err := insertVersion(ctx, tx, v); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+func insertVersion(ctx context.Context, tx *sql.Tx, v Version) error {
 	spec, err := json.Marshal(v.Spec)
 	if err != nil {
 		return fmt.Errorf("encoding spec: %w", err)
 	}
-	return s.Tx(ctx, func(tx *sql.Tx) error {
-		var exists int
-		err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM certificate_versions WHERE id = $1`, v.ID).Scan(&exists)
-		if err != nil {
-			return fmt.Errorf("checking version %s: %w", v.ID, err)
-		}
-		if exists > 0 {
-			return ErrExists
-		}
-		now := micros(v.CreatedAt)
-		if _, err := tx.ExecContext(ctx, `INSERT INTO certificates (name, spec, acme_endpoint, created_at, updated_at)
-			VALUES ($1, $2, $3, $4, $4)
-			ON CONFLICT (name) DO UPDATE SET spec = excluded.spec, acme_endpoint = excluded.acme_endpoint,
-				updated_at = excluded.updated_at`,
-			v.Name, string(spec), v.ACMEEndpoint, now); err != nil {
-			return fmt.Errorf("writing certificate %s: %w", v.Name, err)
-		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO certificate_versions
-			(id, certificate_name, spec, acme_endpoint, serial, thumbprint, not_before, not_after,
-			 cert_pem, chain_pem, key_sealed, cert_url, created_at, revoked_at, ca_name, account_uri, replaces)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)`,
-			v.ID, v.Name, string(spec), v.ACMEEndpoint, v.Serial, v.Thumbprint, micros(v.NotBefore),
-			micros(v.NotAfter), v.CertPEM, v.ChainPEM, v.KeySealed, v.CertURL, now, micros(v.RevokedAt), v.CAName,
-			v.AccountURI, v.Replaces); err != nil {
-			return fmt.Errorf("writing version %s of %s: %w", v.ID, v.Name, err)
-		}
-		return nil
-	})
+	var exists int
+	err = tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM certificate_versions WHERE id = $1`, v.ID).Scan(&exists)
+	if err != nil {
+		return fmt.Errorf("checking version %s: %w", v.ID, err)
+	}
+	if exists > 0 {
+		return ErrExists
+	}
+	now := micros(v.CreatedAt)
+	if _, err := tx.ExecContext(ctx, `INSERT INTO certificates (name, spec, acme_endpoint, created_at, updated_at)
+		VALUES ($1, $2, $3, $4, $4)
+		ON CONFLICT (name) DO UPDATE SET spec = excluded.spec, acme_endpoint = excluded.acme_endpoint,
+			updated_at = excluded.updated_at`,
+		v.Name, string(spec), v.ACMEEndpoint, now); err != nil {
+		return fmt.Errorf("writing certificate %s: %w", v.Name, err)
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO certificate_versions
+		(id, certificate_name, spec, acme_endpoint, serial, thumbprint, not_before, not_after,
+		 cert_pem, chain_pem, key_sealed, cert_url, created_at, revoked_at, ca_name, account_uri, replaces)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)`,
+		v.ID, v.Name, string(spec), v.ACMEEndpoint, v.Serial, v.Thumbprint, micros(v.NotBefore),
+		micros(v.NotAfter), v.CertPEM, v.ChainPEM, v.KeySealed, v.CertURL, now, micros(v.RevokedAt), v.CAName,
+		v.AccountURI, v.Replaces); err != nil {
+		return fmt.Errorf("writing version %s of %s: %w", v.ID, v.Name, err)
+	}
+	return nil
 }
 
 // ErrExists is returned when a row with the same key exists already.
