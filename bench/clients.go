@@ -243,6 +243,8 @@ type certkeeper struct {
 	http *http.Client
 	// pollEvery is the wait between two polls of an operation's state.
 	pollEvery time.Duration
+	// pprof is the address of its profiler, if it serves one.
+	pprof string
 
 	// lastState is the Location of the last operation posted.
 	lastState string
@@ -338,6 +340,11 @@ func newCertkeeper(ctx context.Context, s *stack, seed seedOptions, extraEnv ...
 	}
 	c := &certkeeper{base: in.base, key: in.key, pid: s.procs[len(s.procs)-1].Process.Pid, pollEvery: 20 * time.Millisecond,
 		http: &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 256}}}
+	for _, kv := range extraEnv {
+		if v, ok := strings.CutPrefix(kv, "CERTKEEPER_DEBUG_PPROF="); ok {
+			c.pprof = v
+		}
+	}
 	deadline := time.Now().Add(60 * time.Second)
 	for time.Now().Before(deadline) {
 		if st, _, err := c.do(ctx, http.MethodGet, "/readyz", nil); err == nil && st == http.StatusOK {

@@ -37,6 +37,9 @@ type options struct {
 	seedDue     float64
 	// loadIssuances is how many issuances run during the API load.
 	loadIssuances int
+	// pprofDir, when set, receives CPU and heap profiles of certkeeper
+	// during an extra concurrent run and during the API load.
+	pprofDir string
 }
 
 func main() {
@@ -51,6 +54,7 @@ func main() {
 	flag.IntVar(&o.startupSeed, "startup-seed", 10000, "certificates stored for the start-up and idle-memory workload (0: skip it)")
 	flag.Float64Var(&o.seedDue, "seed-due", 0.005, "fraction of the start-up instance's certificates past their renewal moment")
 	flag.IntVar(&o.loadIssuances, "load-issuances", 50, "issuances kept running during the API load")
+	flag.StringVar(&o.pprofDir, "pprof", "", "write CPU and heap profiles of certkeeper (an extra concurrent run, the API load) to this directory")
 	loadURL := flag.String("load-url", "", "internal: run as the load generator against this URL")
 	loadKey := flag.String("load-key", "", "internal: the API key of the load generator")
 	flag.Parse()
@@ -98,7 +102,15 @@ func run(ctx context.Context, o options) (string, error) {
 			iss, err = newIssuerAlone(s)
 			c = iss
 		case "certkeeper":
-			ck, err = newCertkeeper(ctx, s, seedOptions{N: o.seed})
+			var env []string
+			if o.pprofDir != "" {
+				port, perr := freePort()
+				if perr != nil {
+					return "", perr
+				}
+				env = append(env, fmt.Sprintf("CERTKEEPER_DEBUG_PPROF=127.0.0.1:%d", port))
+			}
+			ck, err = newCertkeeper(ctx, s, seedOptions{N: o.seed}, env...)
 			c = ck
 		default:
 			err = fmt.Errorf("unknown client %q", name)
@@ -183,6 +195,16 @@ func run(ctx context.Context, o options) (string, error) {
 	close(stopRSS)
 	r.WriteString(w3.markdown(fmt.Sprintf("%d certificates submitted at once (certbot: one after another, one process each)", o.concurrent), "certkeeper"))
 
+	if ck != nil && ck.pprof != "" {
+		// One more certkeeper run of the concurrent workload, profiled
+		// for as long as its median run took.
+		secs := max(1, int(median(w3.runs["certkeeper"]).Seconds()+0.999))
+		err := ck.profile(ctx, o.pprofDir, "concurrent", secs, func() error { return ck.obtain(ctx, many()) })
+		if err != nil {
+			return "", err
+		}
+		fmt.Fprintf(&r, "Profiles of an extra certkeeper run of this workload (%d s CPU profile, heap after it) are in %s.\n\n", secs, o.pprofDir)
+	}
 	if iss != nil {
 		r.WriteString(stepTable("issuer alone, timed by its progress callback", &iss.mu, iss.steps))
 	}
@@ -193,7 +215,7 @@ func run(ctx context.Context, o options) (string, error) {
 		idle := rssKB(ck.pid)
 		fmt.Fprintf(&r, "## certkeeper memory\n\nRSS after the runs (idle, %d certificates stored): %.1f MB; peak RSS sampled every 50 ms during the concurrent runs: %.1f MB.\n\n",
 			ck.stored(ctx), float64(idle)/1024, float64(peakRSS)/1024)
-		lr, err := loadTest(ctx, ck, time.Duration(o.loadSecs)*time.Second, o.loadIssuances)
+		lr, err := loadTest(ctx, ck, time.Duration(o.loadSecs)*time.Second, o.loadIssuances, o.pprofDir)
 		if err != nil {
 			return "", err
 		}

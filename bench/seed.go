@@ -127,7 +127,7 @@ func newLocalCA() (*localCA, error) {
 		return nil, fmt.Errorf("creating the seeding root: %w", err)
 	}
 	root, _ := x509.ParseCertificate(rootDER)
-	interKey, err := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+	interKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader) // P-256 signs several times faster than P-384
 	if err != nil {
 		return nil, err
 	}

@@ -4,9 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
@@ -133,7 +135,7 @@ type loadReport struct {
 // loadTest runs the load generator in a second process against
 // GET /api/state/{id} and GET /api/certificates, with issuances
 // certificates being issued meanwhile (each polled every 250 ms).
-func loadTest(ctx context.Context, c *certkeeper, d time.Duration, issuances int) (string, error) {
+func loadTest(ctx context.Context, c *certkeeper, d time.Duration, issuances int, pprofDir string) (string, error) {
 	self, err := os.Executable()
 	if err != nil {
 		return "", fmt.Errorf("finding the bench binary: %w", err)
@@ -157,7 +159,24 @@ func loadTest(ctx context.Context, c *certkeeper, d time.Duration, issuances int
 			})
 		}
 		time.Sleep(500 * time.Millisecond) // let the issuances get going
-		out, err := exec.CommandContext(ctx, self, "-load-url", path, "-load-key", c.key, "-load-seconds", fmt.Sprint(int(d.Seconds()))).Output()
+		var out []byte
+		gen := func() error {
+			out, err = exec.CommandContext(ctx, self, "-load-url", path, "-load-key", c.key, "-load-seconds", fmt.Sprint(int(d.Seconds()))).Output()
+			return nil
+		}
+		if pprofDir != "" && c.pprof != "" {
+			name := "load-state"
+			if strings.HasSuffix(path, "/api/certificates") {
+				name = "load-certificates"
+			}
+			if perr := c.profile(ctx, pprofDir, name, max(1, int(d.Seconds())-1), gen); perr != nil {
+				stop()
+				wg.Wait()
+				return "", perr
+			}
+		} else {
+			_ = gen()
+		}
 		n := done.Load()
 		stop()
 		wg.Wait()
@@ -173,6 +192,41 @@ func loadTest(ctx context.Context, c *certkeeper, d time.Duration, issuances int
 	}
 	b.WriteString("\n")
 	return b.String(), nil
+}
+
+// profile runs work while taking a CPU profile of secs seconds from
+// certkeeper's profiler, then a heap profile, into dir/<name>.cpu.pprof and
+// dir/<name>.heap.pprof.
+func (c *certkeeper) profile(ctx context.Context, dir, name string, secs int, work func() error) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	fetch := func(path, file string) error {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+c.pprof+path, nil)
+		resp, err := (&http.Client{Timeout: time.Duration(secs+30) * time.Second}).Do(req)
+		if err != nil {
+			return fmt.Errorf("fetching %s: %w", path, err)
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("fetching %s: status %d", path, resp.StatusCode)
+		}
+		b, err := io.ReadAll(resp.Body)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(filepath.Join(dir, file), b, 0o644)
+	}
+	cpuErr := make(chan error, 1)
+	go func() { cpuErr <- fetch(fmt.Sprintf("/debug/pprof/profile?seconds=%d", secs), name+".cpu.pprof") }()
+	time.Sleep(100 * time.Millisecond)
+	if err := work(); err != nil {
+		return err
+	}
+	if err := fetch("/debug/pprof/heap", name+".heap.pprof"); err != nil {
+		return err
+	}
+	return <-cpuErr
 }
 
 // generateLoad is the load generator process: 32 workers GET url for d.

@@ -143,23 +143,40 @@ func (s *Store) LatestVersion(ctx context.Context, name string) (Version, error)
 	return v, nil
 }
 
+// listColumns are versionColumns without the PEM data and the sealed key,
+// which a listing does not show: they are most of a row's bytes.
+const listColumns = `v.id, v.certificate_name, v.spec, v.acme_endpoint, v.serial, v.thumbprint, v.not_before, v.not_after,
+	v.cert_url, v.created_at, v.revoked_at, v.ca_name, v.account_uri, v.replaces`
+
 // LatestVersions returns the newest version of every certificate, ordered by
-// name.
+// name, without CertPEM, ChainPEM and KeySealed (VersionByID and
+// LatestVersion have them). It walks the certificates, one index lookup
+// each for the newest version, and reads none of the older versions' rows.
 func (s *Store) LatestVersions(ctx context.Context) ([]Version, error) {
-	rows, err := s.read.QueryContext(ctx, `SELECT `+versionColumns+` FROM certificate_versions v
-		WHERE v.id = (SELECT w.id FROM certificate_versions w WHERE w.certificate_name = v.certificate_name
+	rows, err := s.read.QueryContext(ctx, `SELECT `+listColumns+` FROM certificates c
+		JOIN certificate_versions v ON v.id = (SELECT w.id FROM certificate_versions w WHERE w.certificate_name = c.name
 			ORDER BY w.created_at DESC, w.id DESC LIMIT 1)
-		ORDER BY v.certificate_name`)
+		ORDER BY c.name`)
 	if err != nil {
 		return nil, fmt.Errorf("listing certificates: %w", err)
 	}
 	defer rows.Close()
 	out := []Version{}
+	var (
+		spec                                  string
+		notBefore, notAfter, created, revoked int64
+	)
 	for rows.Next() {
-		v, err := scanVersion(rows)
-		if err != nil {
+		var v Version
+		if err := rows.Scan(&v.ID, &v.Name, &spec, &v.ACMEEndpoint, &v.Serial, &v.Thumbprint, &notBefore, &notAfter,
+			&v.CertURL, &created, &revoked, &v.CAName, &v.AccountURI, &v.Replaces); err != nil {
 			return nil, fmt.Errorf("listing certificates: %w", err)
 		}
+		if err := json.Unmarshal([]byte(spec), &v.Spec); err != nil {
+			return nil, fmt.Errorf("decoding spec of version %s: %w", v.ID, err)
+		}
+		v.NotBefore, v.NotAfter = fromMicros(notBefore), fromMicros(notAfter)
+		v.CreatedAt, v.RevokedAt = fromMicros(created), fromMicros(revoked)
 		out = append(out, v)
 	}
 	if err := rows.Err(); err != nil {
