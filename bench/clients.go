@@ -262,7 +262,7 @@ type ckInstance struct {
 // prepareCertkeeper builds the binary (once per stack), writes a data
 // directory and configuration named name, and seeds it with seed
 // certificates. checkInterval, when set, is renewal.checkInterval.
-func prepareCertkeeper(ctx context.Context, s *stack, name string, seed seedOptions, checkInterval time.Duration) (*ckInstance, error) {
+func prepareCertkeeper(ctx context.Context, s *stack, name string, seed seedOptions, checkInterval time.Duration, workers int) (*ckInstance, error) {
 	bin := filepath.Join(s.dir, "certkeeper")
 	if _, err := os.Stat(bin); err != nil {
 		if bin, err = s.goBuild("certkeeper", "./cmd/certkeeper"); err != nil {
@@ -292,9 +292,15 @@ func prepareCertkeeper(ctx context.Context, s *stack, name string, seed seedOpti
 				"tsigKeyName": s.tsigName, "tsigAlgorithm": s.tsigAlg, "tsigSecret": s.tsigKey,
 			}},
 		},
+		// No per-caller rate limit: the bench submits 200 certificates at
+		// once and keeps 50 issuances running during the API load.
 		"auth": map[string]any{"apiKeys": []map[string]any{{"name": "bench", "key": key,
-			"roles": []string{"Acmebot.IssueCertificate", "Acmebot.RevokeCertificate"}}}},
+			"roles": []string{"Acmebot.IssueCertificate", "Acmebot.RevokeCertificate"}}},
+			"rateLimit": map[string]any{"perMinute": 0}},
 		"log": map[string]any{"level": "warn", "format": "text"},
+	}
+	if workers > 0 {
+		cfg["jobs"] = map[string]any{"workers": workers}
 	}
 	if checkInterval > 0 {
 		cfg["renewal"] = map[string]any{"checkInterval": checkInterval.String()}
@@ -329,9 +335,9 @@ func ckEnv(extra ...string) []string {
 }
 
 // newCertkeeper prepares an instance with seed certificates stored and
-// starts it.
-func newCertkeeper(ctx context.Context, s *stack, seed seedOptions, extraEnv ...string) (*certkeeper, error) {
-	in, err := prepareCertkeeper(ctx, s, "certkeeper", seed, 0)
+// workers job workers (0: the default) and starts it.
+func newCertkeeper(ctx context.Context, s *stack, seed seedOptions, workers int, extraEnv ...string) (*certkeeper, error) {
+	in, err := prepareCertkeeper(ctx, s, "certkeeper", seed, 0, workers)
 	if err != nil {
 		return nil, err
 	}

@@ -23,7 +23,7 @@ const startupCheckInterval = 3 * time.Second
 // stopping the process between runs; a last start measures the RSS once
 // the first renewal scan has settled (no CPU used for 2 s).
 func startupWorkload(ctx context.Context, s *stack, o seedOptions, reps int) (string, error) {
-	in, err := prepareCertkeeper(ctx, s, "startup", o, startupCheckInterval)
+	in, err := prepareCertkeeper(ctx, s, "startup", o, startupCheckInterval, 0)
 	if err != nil {
 		return "", err
 	}

@@ -73,7 +73,7 @@ func (r result) markdown(title, ref string) string {
 	for _, name := range r.order {
 		ds := r.runs[name]
 		if len(ds) == 0 {
-			fmt.Fprintf(&b, "| %s | 0 (failed: %s) | | | | |\n", name, strings.Join(r.errs[name], "; "))
+			fmt.Fprintf(&b, "| %s | 0 (failed %d runs: %s) | | | | |\n", name, len(r.errs[name]), firstLine(r.errs[name][0]))
 			continue
 		}
 		ratio := "—"
@@ -85,7 +85,7 @@ func (r result) markdown(title, ref string) string {
 	b.WriteString("\n")
 	for name, es := range r.errs {
 		if len(r.runs[name]) > 0 {
-			fmt.Fprintf(&b, "%s failed %d run(s): %s\n\n", name, len(es), strings.Join(es, "; "))
+			fmt.Fprintf(&b, "%s failed %d run(s); the first: %s\n\n", name, len(es), firstLine(es[0]))
 		}
 	}
 	return b.String()
@@ -142,18 +142,21 @@ func loadTest(ctx context.Context, c *certkeeper, d time.Duration, issuances int
 	}
 	stored := c.stored(ctx)
 	var b strings.Builder
-	fmt.Fprintf(&b, "## API under load (Go load generator in a second process, 32 connections, %v each, %d certificates stored, %d issuances kept running)\n\n| request | req/s | p50 | p99 | errors | issuances completed meanwhile |\n| --- | --- | --- | --- | --- | --- |\n",
+	fmt.Fprintf(&b, "## API under load (Go load generator in a second process, 32 connections, %v each, %d certificates stored, %d issuances kept running)\n\n| request | req/s | p50 | p99 | errors | issuances completed (failed) meanwhile |\n| --- | --- | --- | --- | --- | --- |\n",
 		d, stored, issuances)
 	for _, path := range []string{c.lastState, c.base + "/api/certificates"} {
 		bg := &certkeeper{base: c.base, key: c.key, pid: c.pid, http: c.http, pollEvery: 250 * time.Millisecond}
 		bgCtx, stop := context.WithCancel(ctx)
-		var done atomic.Int64
+		var done, failed atomic.Int64
 		var wg sync.WaitGroup
 		for range issuances {
 			wg.Go(func() {
 				for bgCtx.Err() == nil {
-					if bg.obtain(bgCtx, [][]string{{uniqueName("load")}}) == nil {
+					switch err := bg.obtain(bgCtx, [][]string{{uniqueName("load")}}); {
+					case err == nil:
 						done.Add(1)
+					case bgCtx.Err() == nil:
+						failed.Add(1)
 					}
 				}
 			})
@@ -177,7 +180,7 @@ func loadTest(ctx context.Context, c *certkeeper, d time.Duration, issuances int
 		} else {
 			_ = gen()
 		}
-		n := done.Load()
+		n, nf := done.Load(), failed.Load()
 		stop()
 		wg.Wait()
 		if err != nil {
@@ -187,8 +190,8 @@ func loadTest(ctx context.Context, c *certkeeper, d time.Duration, issuances int
 		if err := json.Unmarshal(out, &lr); err != nil {
 			return "", fmt.Errorf("reading the load generator's report %q: %w", out, err)
 		}
-		fmt.Fprintf(&b, "| GET %s | %.0f | %.2f ms | %.2f ms | %d | %d |\n", strings.TrimPrefix(path, c.base),
-			float64(lr.Requests)/lr.Seconds, float64(lr.P50)/1e6, float64(lr.P99)/1e6, lr.Errors, n)
+		fmt.Fprintf(&b, "| GET %s | %.0f | %.2f ms | %.2f ms | %d | %d (%d) |\n", strings.TrimPrefix(path, c.base),
+			float64(lr.Requests)/lr.Seconds, float64(lr.P50)/1e6, float64(lr.P99)/1e6, lr.Errors, n, nf)
 	}
 	b.WriteString("\n")
 	return b.String(), nil
@@ -277,4 +280,17 @@ func generateLoad(url, key string, d time.Duration) loadReport {
 		r.P99 = lat[len(lat)*99/100]
 	}
 	return r
+}
+
+// firstLine is the first line of an error text, at most 300 bytes, with how
+// many more lines (one per failed certificate) it had.
+func firstLine(s string) string {
+	first, rest, _ := strings.Cut(s, "\n")
+	if len(first) > 300 {
+		first = first[:300] + "…"
+	}
+	if n := strings.Count(rest, "\n") + 1; rest != "" {
+		first += fmt.Sprintf(" (and %d more)", n)
+	}
+	return first
 }
