@@ -183,12 +183,15 @@ var _ issuer.AccountStore = (*memAccounts)(nil)
 type issuerAlone struct {
 	iss *issuer.Issuer
 	reg *ckdns.Registry
+	// limit bounds the issuances in flight (0: all at once), as
+	// certkeeper's jobs.workers bounds its own.
+	limit int
 
 	mu    sync.Mutex
 	steps map[operation.Step][]time.Duration
 }
 
-func newIssuerAlone(s *stack) (*issuerAlone, error) {
+func newIssuerAlone(s *stack, limit int) (*issuerAlone, error) {
 	p, err := rfc2136.New(rfc2136.Config{Nameserver: s.dnsAddr, TSIGKeyName: s.tsigName, TSIGAlgorithm: s.tsigAlg, TSIGSecret: secret.String(s.tsigKey)})
 	if err != nil {
 		return nil, fmt.Errorf("creating rfc2136 provider: %w", err)
@@ -199,7 +202,7 @@ func newIssuerAlone(s *stack) (*issuerAlone, error) {
 	}
 	iss := issuer.New(issuer.Config{Name: "pebble", DirectoryURL: s.directory, HTTPClient: s.client,
 		Logger: slog.New(slog.DiscardHandler)}, &memAccounts{m: map[string]issuer.Account{}})
-	return &issuerAlone{iss: iss, reg: reg, steps: map[operation.Step][]time.Duration{}}, nil
+	return &issuerAlone{iss: iss, reg: reg, limit: limit, steps: map[operation.Step][]time.Duration{}}, nil
 }
 
 func (a *issuerAlone) name() string { return "issuer" }
@@ -207,8 +210,14 @@ func (a *issuerAlone) name() string { return "issuer" }
 func (a *issuerAlone) obtain(ctx context.Context, certs [][]string) error {
 	errs := make([]error, len(certs))
 	var wg sync.WaitGroup
+	slots := make(chan struct{}, max(a.limit, len(certs)))
+	if a.limit > 0 {
+		slots = make(chan struct{}, a.limit)
+	}
 	for i, names := range certs {
 		wg.Go(func() {
+			slots <- struct{}{}
+			defer func() { <-slots }()
 			var last operation.Step
 			lastAt := time.Now()
 			record := func(now time.Time) {
@@ -462,8 +471,12 @@ func (c *certkeeper) recordSteps(ctx context.Context, stateURL string) {
 		return
 	}
 	var op struct {
-		Steps []struct {
+		CreatedAt time.Time `json:"createdAt"`
+		UpdatedAt time.Time `json:"updatedAt"`
+		Steps     []struct {
 			Name       operation.Step `json:"name"`
+			StartedAt  time.Time      `json:"startedAt"`
+			FinishedAt *time.Time     `json:"finishedAt"`
 			DurationMs *int64         `json:"durationMs"`
 		} `json:"steps"`
 	}
@@ -478,6 +491,14 @@ func (c *certkeeper) recordSteps(ctx context.Context, stateURL string) {
 	for _, s := range op.Steps {
 		if s.DurationMs != nil {
 			c.steps[s.Name] = append(c.steps[s.Name], time.Duration(*s.DurationMs)*time.Millisecond)
+		}
+	}
+	// Time in the queue before the first step, and from the end of the last
+	// step to the operation's last update (its end).
+	if n := len(op.Steps); n > 0 {
+		c.steps["(queued before the first step)"] = append(c.steps["(queued before the first step)"], op.Steps[0].StartedAt.Sub(op.CreatedAt))
+		if last := op.Steps[n-1].FinishedAt; last != nil {
+			c.steps["(after the last step)"] = append(c.steps["(after the last step)"], op.UpdatedAt.Sub(*last))
 		}
 	}
 }

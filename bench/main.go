@@ -42,6 +42,8 @@ type options struct {
 	pprofDir string
 	// workers is certkeeper's jobs.workers; 0 keeps its default.
 	workers int
+	// floorConcurrency bounds the issuer floor's issuances in flight.
+	floorConcurrency int
 }
 
 func main() {
@@ -57,6 +59,7 @@ func main() {
 	flag.Float64Var(&o.seedDue, "seed-due", 0.005, "fraction of the start-up instance's certificates past their renewal moment")
 	flag.IntVar(&o.loadIssuances, "load-issuances", 50, "issuances kept running during the API load")
 	flag.IntVar(&o.workers, "workers", 0, "certkeeper's jobs.workers (0: its default, 20)")
+	flag.IntVar(&o.floorConcurrency, "floor-concurrency", 20, "issuances the issuer floor runs at once (certkeeper's jobs.workers; 0: all); Pebble v2.10.3 deadlocks with 200 at once")
 	flag.StringVar(&o.pprofDir, "pprof", "", "write CPU and heap profiles of certkeeper (an extra concurrent run, the API load) to this directory")
 	loadURL := flag.String("load-url", "", "internal: run as the load generator against this URL")
 	loadKey := flag.String("load-key", "", "internal: the API key of the load generator")
@@ -102,7 +105,7 @@ func run(ctx context.Context, o options) (string, error) {
 		case "lego":
 			c, err = newLego(ctx, s)
 		case "issuer":
-			iss, err = newIssuerAlone(s)
+			iss, err = newIssuerAlone(s, o.floorConcurrency)
 			c = iss
 		case "certkeeper":
 			var env []string
@@ -196,7 +199,8 @@ func run(ctx context.Context, o options) (string, error) {
 	w3reps := max(1, o.reps/2)
 	w3 := alternate(ctx, without(clients, "lego"), w3reps, many)
 	close(stopRSS)
-	r.WriteString(w3.markdown(fmt.Sprintf("%d certificates submitted at once (certbot: one after another, one process each)", o.concurrent), "certkeeper"))
+	r.WriteString(w3.markdown(fmt.Sprintf("%d certificates submitted at once (certbot: one after another, one process each; issuer floor: %s in flight; certkeeper: %s job workers)",
+		o.concurrent, orAll(o.floorConcurrency), orDefault(o.workers)), "certkeeper"))
 
 	if ck != nil && ck.pprof != "" {
 		// One more certkeeper run of the concurrent workload, profiled
@@ -263,4 +267,18 @@ func versions() string {
 		parts = append(parts, strings.TrimSpace(string(out)))
 	}
 	return strings.Join(parts, ", ") + "."
+}
+
+func orAll(n int) string {
+	if n <= 0 {
+		return "all"
+	}
+	return fmt.Sprint(n)
+}
+
+func orDefault(n int) string {
+	if n <= 0 {
+		return "the default 20"
+	}
+	return fmt.Sprint(n)
 }

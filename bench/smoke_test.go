@@ -21,7 +21,7 @@ func TestSmoke(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	t.Chdir("..") // the harness builds ./cmd/certkeeper from the module root
-	report, err := run(ctx, options{smoke: true, clients: "certbot,lego,issuer,certkeeper", reps: 1, concurrent: 1, seed: 5})
+	report, err := run(ctx, options{smoke: true, clients: "certbot,lego,issuer,certkeeper", reps: 1, concurrent: 1, seed: 5, floorConcurrency: 20})
 	if err != nil {
 		t.Fatalf("smoke run: %v", err)
 	}
