@@ -401,26 +401,29 @@ func (c *certkeeper) do(ctx context.Context, method, path string, body any) (int
 	return resp.StatusCode, resp, nil
 }
 
-// obtain posts every certificate, then polls each operation's state until
-// it answers something other than 202, as Acmebot clients do.
+// obtain posts every certificate at once (one goroutine each, as many
+// clients would), then polls each operation's state until it answers
+// something other than 202, as Acmebot clients do.
 func (c *certkeeper) obtain(ctx context.Context, certs [][]string) error {
-	locs := make([]string, len(certs))
-	for i, names := range certs {
-		st, resp, err := c.do(ctx, http.MethodPost, "/api/certificate", map[string]any{"dnsNames": names, "keyType": "EC", "keyCurveName": "P-256"})
-		if err != nil {
-			return fmt.Errorf("posting %s: %w", names[0], err)
-		}
-		if st != http.StatusAccepted {
-			b, _ := io.ReadAll(resp.Body)
-			return fmt.Errorf("posting %s: status %d: %s", names[0], st, b)
-		}
-		locs[i] = resp.Header.Get("Location")
-		c.lastState = locs[i]
-	}
-	errs := make([]error, len(locs))
+	errs := make([]error, len(certs))
 	var wg sync.WaitGroup
-	for i, loc := range locs {
+	var mu sync.Mutex
+	for i, names := range certs {
 		wg.Go(func() {
+			st, resp, err := c.do(ctx, http.MethodPost, "/api/certificate", map[string]any{"dnsNames": names, "keyType": "EC", "keyCurveName": "P-256"})
+			if err != nil {
+				errs[i] = fmt.Errorf("posting %s: %w", names[0], err)
+				return
+			}
+			if st != http.StatusAccepted {
+				b, _ := io.ReadAll(resp.Body)
+				errs[i] = fmt.Errorf("posting %s: status %d: %s", names[0], st, b)
+				return
+			}
+			loc := resp.Header.Get("Location")
+			mu.Lock()
+			c.lastState = loc
+			mu.Unlock()
 			for {
 				st, resp, err := c.do(ctx, http.MethodGet, loc, nil)
 				switch {
@@ -432,7 +435,7 @@ func (c *certkeeper) obtain(ctx context.Context, certs [][]string) error {
 					return
 				case st != http.StatusAccepted:
 					b, _ := io.ReadAll(resp.Body)
-					errs[i] = fmt.Errorf("operation for %s: status %d: %s", certs[i][0], st, b)
+					errs[i] = fmt.Errorf("operation for %s: status %d: %s", names[0], st, b)
 					return
 				}
 				select {
