@@ -224,9 +224,11 @@ func (c *certkeeper) profile(ctx context.Context, dir, name string, secs int, wo
 	go func() { cpuErr <- fetch(fmt.Sprintf("/debug/pprof/profile?seconds=%d", secs), name+".cpu.pprof") }()
 	time.Sleep(100 * time.Millisecond)
 	if err := work(); err != nil {
+		<-cpuErr // the profile must end before the next one starts
 		return err
 	}
 	if err := fetch("/debug/pprof/heap", name+".heap.pprof"); err != nil {
+		<-cpuErr
 		return err
 	}
 	return <-cpuErr
