@@ -183,12 +183,15 @@ var _ issuer.AccountStore = (*memAccounts)(nil)
 type issuerAlone struct {
 	iss *issuer.Issuer
 	reg *ckdns.Registry
+	// limit bounds the issuances in flight (0: all at once), as
+	// certkeeper's jobs.workers bounds its own.
+	limit int
 
 	mu    sync.Mutex
 	steps map[operation.Step][]time.Duration
 }
 
-func newIssuerAlone(s *stack) (*issuerAlone, error) {
+func newIssuerAlone(s *stack, limit int) (*issuerAlone, error) {
 	p, err := rfc2136.New(rfc2136.Config{Nameserver: s.dnsAddr, TSIGKeyName: s.tsigName, TSIGAlgorithm: s.tsigAlg, TSIGSecret: secret.String(s.tsigKey)})
 	if err != nil {
 		return nil, fmt.Errorf("creating rfc2136 provider: %w", err)
@@ -199,7 +202,7 @@ func newIssuerAlone(s *stack) (*issuerAlone, error) {
 	}
 	iss := issuer.New(issuer.Config{Name: "pebble", DirectoryURL: s.directory, HTTPClient: s.client,
 		Logger: slog.New(slog.DiscardHandler)}, &memAccounts{m: map[string]issuer.Account{}})
-	return &issuerAlone{iss: iss, reg: reg, steps: map[operation.Step][]time.Duration{}}, nil
+	return &issuerAlone{iss: iss, reg: reg, limit: limit, steps: map[operation.Step][]time.Duration{}}, nil
 }
 
 func (a *issuerAlone) name() string { return "issuer" }
@@ -207,8 +210,14 @@ func (a *issuerAlone) name() string { return "issuer" }
 func (a *issuerAlone) obtain(ctx context.Context, certs [][]string) error {
 	errs := make([]error, len(certs))
 	var wg sync.WaitGroup
+	slots := make(chan struct{}, max(a.limit, len(certs)))
+	if a.limit > 0 {
+		slots = make(chan struct{}, a.limit)
+	}
 	for i, names := range certs {
 		wg.Go(func() {
+			slots <- struct{}{}
+			defer func() { <-slots }()
 			var last operation.Step
 			lastAt := time.Now()
 			record := func(now time.Time) {
@@ -241,6 +250,10 @@ type certkeeper struct {
 	key  string
 	pid  int
 	http *http.Client
+	// pollEvery is the wait between two polls of an operation's state.
+	pollEvery time.Duration
+	// pprof is the address of its profiler, if it serves one.
+	pprof string
 
 	// lastState is the Location of the last operation posted.
 	lastState string
@@ -249,12 +262,23 @@ type certkeeper struct {
 	steps map[operation.Step][]time.Duration
 }
 
-func newCertkeeper(ctx context.Context, s *stack) (*certkeeper, error) {
-	bin, err := s.goBuild("certkeeper", "./cmd/certkeeper")
-	if err != nil {
-		return nil, err
+// ckInstance is one certkeeper data directory and configuration, with the
+// binary that serves it.
+type ckInstance struct {
+	bin, cfgPath, base, key, logPath string
+}
+
+// prepareCertkeeper builds the binary (once per stack), writes a data
+// directory and configuration named name, and seeds it with seed
+// certificates. checkInterval, when set, is renewal.checkInterval.
+func prepareCertkeeper(ctx context.Context, s *stack, name string, seed seedOptions, checkInterval time.Duration, workers int) (*ckInstance, error) {
+	bin := filepath.Join(s.dir, "certkeeper")
+	if _, err := os.Stat(bin); err != nil {
+		if bin, err = s.goBuild("certkeeper", "./cmd/certkeeper"); err != nil {
+			return nil, err
+		}
 	}
-	dataDir := filepath.Join(s.dir, "certkeeper-data")
+	dataDir := filepath.Join(s.dir, name+"-data")
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("creating certkeeper data directory: %w", err)
 	}
@@ -263,10 +287,12 @@ func newCertkeeper(ctx context.Context, s *stack) (*certkeeper, error) {
 		return nil, err
 	}
 	key := "bench-" + strconv.FormatInt(time.Now().UnixNano(), 36)
+	keyFile := filepath.Join(dataDir, "master.key")
 	cfg := map[string]any{
-		"listen":  fmt.Sprintf("127.0.0.1:%d", port),
-		"dataDir": dataDir,
-		"acme":    map[string]any{"endpoint": s.directory, "caBundle": s.caBundle, "profile": "default"},
+		"listen":        fmt.Sprintf("127.0.0.1:%d", port),
+		"dataDir":       dataDir,
+		"masterKeyFile": keyFile,
+		"acme":          map[string]any{"endpoint": s.directory, "caBundle": s.caBundle, "profile": "default"},
 		"dns": map[string]any{
 			"resolvers":          []string{s.dnsAddr},
 			"propagationTimeout": "60s",
@@ -275,26 +301,65 @@ func newCertkeeper(ctx context.Context, s *stack) (*certkeeper, error) {
 				"tsigKeyName": s.tsigName, "tsigAlgorithm": s.tsigAlg, "tsigSecret": s.tsigKey,
 			}},
 		},
+		// No per-caller rate limit: the bench submits 200 certificates at
+		// once and keeps 50 issuances running during the API load.
 		"auth": map[string]any{"apiKeys": []map[string]any{{"name": "bench", "key": key,
-			"roles": []string{"Acmebot.IssueCertificate", "Acmebot.RevokeCertificate"}}}},
+			"roles": []string{"Acmebot.IssueCertificate", "Acmebot.RevokeCertificate"}}},
+			"rateLimit": map[string]any{"perMinute": 0}},
 		"log": map[string]any{"level": "warn", "format": "text"},
+	}
+	if workers > 0 {
+		cfg["jobs"] = map[string]any{"workers": workers}
+	}
+	if checkInterval > 0 {
+		cfg["renewal"] = map[string]any{"checkInterval": checkInterval.String()}
 	}
 	raw, _ := json.Marshal(cfg) // YAML is a superset of JSON
 	cfgPath := filepath.Join(dataDir, "certkeeper.yaml")
 	if err := os.WriteFile(cfgPath, raw, 0o600); err != nil {
 		return nil, fmt.Errorf("writing certkeeper config: %w", err)
 	}
+	if seed.N > 0 {
+		seed.Directory = s.directory
+		d, err := seedCertificates(ctx, dataDir, keyFile, seed)
+		if err != nil {
+			return nil, err
+		}
+		fmt.Fprintf(os.Stderr, "seeded %d certificates into %s in %v\n", seed.N, name, d.Round(time.Millisecond))
+	}
+	return &ckInstance{bin: bin, cfgPath: cfgPath, base: fmt.Sprintf("http://127.0.0.1:%d", port), key: key,
+		logPath: filepath.Join(s.dir, name+".log")}, nil
+}
+
+// env is the environment certkeeper runs with: the bench's, without
+// CERTKEEPER_ variables, plus extra.
+func ckEnv(extra ...string) []string {
 	env := []string{}
 	for _, kv := range os.Environ() {
 		if !strings.HasPrefix(kv, "CERTKEEPER_") {
 			env = append(env, kv)
 		}
 	}
-	if err := s.spawn(bin, []string{"serve", "--config", cfgPath}, env, filepath.Join(s.dir, "certkeeper.log")); err != nil {
+	return append(env, extra...)
+}
+
+// newCertkeeper prepares an instance with seed certificates stored and
+// workers job workers (0: the default) and starts it.
+func newCertkeeper(ctx context.Context, s *stack, seed seedOptions, workers int, extraEnv ...string) (*certkeeper, error) {
+	in, err := prepareCertkeeper(ctx, s, "certkeeper", seed, 0, workers)
+	if err != nil {
 		return nil, err
 	}
-	c := &certkeeper{base: fmt.Sprintf("http://127.0.0.1:%d", port), key: key, pid: s.procs[len(s.procs)-1].Process.Pid,
+	if err := s.spawn(in.bin, []string{"serve", "--config", in.cfgPath}, ckEnv(extraEnv...), in.logPath); err != nil {
+		return nil, err
+	}
+	c := &certkeeper{base: in.base, key: in.key, pid: s.procs[len(s.procs)-1].Process.Pid, pollEvery: 20 * time.Millisecond,
 		http: &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 256}}}
+	for _, kv := range extraEnv {
+		if v, ok := strings.CutPrefix(kv, "CERTKEEPER_DEBUG_PPROF="); ok {
+			c.pprof = v
+		}
+	}
 	deadline := time.Now().Add(60 * time.Second)
 	for time.Now().Before(deadline) {
 		if st, _, err := c.do(ctx, http.MethodGet, "/readyz", nil); err == nil && st == http.StatusOK {
@@ -302,7 +367,7 @@ func newCertkeeper(ctx context.Context, s *stack) (*certkeeper, error) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	log, _ := os.ReadFile(filepath.Join(s.dir, "certkeeper.log"))
+	log, _ := os.ReadFile(in.logPath)
 	return nil, fmt.Errorf("waiting for certkeeper /readyz: not ready within 60s:\n%s", log)
 }
 
@@ -336,26 +401,35 @@ func (c *certkeeper) do(ctx context.Context, method, path string, body any) (int
 	return resp.StatusCode, resp, nil
 }
 
-// obtain posts every certificate, then polls each operation's state until
-// it answers something other than 202, as Acmebot clients do.
+// obtain posts every certificate at once (one goroutine each, as many
+// clients would), then polls each operation's state until it answers
+// something other than 202, as Acmebot clients do.
 func (c *certkeeper) obtain(ctx context.Context, certs [][]string) error {
-	locs := make([]string, len(certs))
-	for i, names := range certs {
-		st, resp, err := c.do(ctx, http.MethodPost, "/api/certificate", map[string]any{"dnsNames": names, "keyType": "EC", "keyCurveName": "P-256"})
-		if err != nil {
-			return fmt.Errorf("posting %s: %w", names[0], err)
-		}
-		if st != http.StatusAccepted {
-			b, _ := io.ReadAll(resp.Body)
-			return fmt.Errorf("posting %s: status %d: %s", names[0], st, b)
-		}
-		locs[i] = resp.Header.Get("Location")
-		c.lastState = locs[i]
-	}
-	errs := make([]error, len(locs))
+	errs := make([]error, len(certs))
 	var wg sync.WaitGroup
-	for i, loc := range locs {
+	var mu sync.Mutex
+	// Each operation is polled every pollEvery, and every millisecond per
+	// certificate when that is longer (200 ms for 200), so that the pollers
+	// together send at most ~1,000 requests a second: 200 pollers at 20 ms
+	// would send 10,000, and the server would spend the two cores answering
+	// them instead of issuing.
+	every := max(c.pollEvery, time.Duration(len(certs))*time.Millisecond)
+	for i, names := range certs {
 		wg.Go(func() {
+			st, resp, err := c.do(ctx, http.MethodPost, "/api/certificate", map[string]any{"dnsNames": names, "keyType": "EC", "keyCurveName": "P-256"})
+			if err != nil {
+				errs[i] = fmt.Errorf("posting %s: %w", names[0], err)
+				return
+			}
+			if st != http.StatusAccepted {
+				b, _ := io.ReadAll(resp.Body)
+				errs[i] = fmt.Errorf("posting %s: status %d: %s", names[0], st, b)
+				return
+			}
+			loc := resp.Header.Get("Location")
+			mu.Lock()
+			c.lastState = loc
+			mu.Unlock()
 			for {
 				st, resp, err := c.do(ctx, http.MethodGet, loc, nil)
 				switch {
@@ -367,14 +441,14 @@ func (c *certkeeper) obtain(ctx context.Context, certs [][]string) error {
 					return
 				case st != http.StatusAccepted:
 					b, _ := io.ReadAll(resp.Body)
-					errs[i] = fmt.Errorf("operation for %s: status %d: %s", certs[i][0], st, b)
+					errs[i] = fmt.Errorf("operation for %s: status %d: %s", names[0], st, b)
 					return
 				}
 				select {
 				case <-ctx.Done():
 					errs[i] = ctx.Err()
 					return
-				case <-time.After(20 * time.Millisecond):
+				case <-time.After(every):
 				}
 			}
 		})
@@ -406,8 +480,12 @@ func (c *certkeeper) recordSteps(ctx context.Context, stateURL string) {
 		return
 	}
 	var op struct {
-		Steps []struct {
+		CreatedAt time.Time `json:"createdAt"`
+		UpdatedAt time.Time `json:"updatedAt"`
+		Steps     []struct {
 			Name       operation.Step `json:"name"`
+			StartedAt  time.Time      `json:"startedAt"`
+			FinishedAt *time.Time     `json:"finishedAt"`
 			DurationMs *int64         `json:"durationMs"`
 		} `json:"steps"`
 	}
@@ -422,6 +500,14 @@ func (c *certkeeper) recordSteps(ctx context.Context, stateURL string) {
 	for _, s := range op.Steps {
 		if s.DurationMs != nil {
 			c.steps[s.Name] = append(c.steps[s.Name], time.Duration(*s.DurationMs)*time.Millisecond)
+		}
+	}
+	// Time in the queue before the first step, and from the end of the last
+	// step to the operation's last update (its end).
+	if n := len(op.Steps); n > 0 {
+		c.steps["(queued before the first step)"] = append(c.steps["(queued before the first step)"], op.Steps[0].StartedAt.Sub(op.CreatedAt))
+		if last := op.Steps[n-1].FinishedAt; last != nil {
+			c.steps["(after the last step)"] = append(c.steps["(after the last step)"], op.UpdatedAt.Sub(*last))
 		}
 	}
 }

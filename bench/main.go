@@ -29,6 +29,21 @@ type options struct {
 	out        string
 	clients    string
 	loadSecs   int
+	// seed is how many certificates the certkeeper client has stored
+	// before it starts (the API load); startupSeed how many the start-up
+	// instance has, seedDue the fraction of those past their renewal moment.
+	seed        int
+	startupSeed int
+	seedDue     float64
+	// loadIssuances is how many issuances run during the API load.
+	loadIssuances int
+	// pprofDir, when set, receives CPU and heap profiles of certkeeper
+	// during an extra concurrent run and during the API load.
+	pprofDir string
+	// workers is certkeeper's jobs.workers; 0 keeps its default.
+	workers int
+	// floorConcurrency bounds the issuer floor's issuances in flight.
+	floorConcurrency int
 }
 
 func main() {
@@ -39,6 +54,13 @@ func main() {
 	flag.StringVar(&o.out, "out", "", "write the Markdown report here (default stdout)")
 	flag.StringVar(&o.clients, "clients", "certbot,lego,issuer,certkeeper", "clients to run")
 	flag.IntVar(&o.loadSecs, "load-seconds", 5, "duration of the API load test")
+	flag.IntVar(&o.seed, "seed", 1000, "certificates stored in certkeeper's database before it starts (the API load runs against them)")
+	flag.IntVar(&o.startupSeed, "startup-seed", 10000, "certificates stored for the start-up and idle-memory workload (0: skip it)")
+	flag.Float64Var(&o.seedDue, "seed-due", 0.005, "fraction of the start-up instance's certificates past their renewal moment")
+	flag.IntVar(&o.loadIssuances, "load-issuances", 50, "issuances kept running during the API load")
+	flag.IntVar(&o.workers, "workers", 0, "certkeeper's jobs.workers (0: its default, 20)")
+	flag.IntVar(&o.floorConcurrency, "floor-concurrency", 20, "issuances the issuer floor runs at once (certkeeper's jobs.workers; 0: all); Pebble v2.10.3 deadlocks with 200 at once")
+	flag.StringVar(&o.pprofDir, "pprof", "", "write CPU and heap profiles of certkeeper (an extra concurrent run, the API load) to this directory")
 	loadURL := flag.String("load-url", "", "internal: run as the load generator against this URL")
 	loadKey := flag.String("load-key", "", "internal: the API key of the load generator")
 	flag.Parse()
@@ -83,10 +105,18 @@ func run(ctx context.Context, o options) (string, error) {
 		case "lego":
 			c, err = newLego(ctx, s)
 		case "issuer":
-			iss, err = newIssuerAlone(s)
+			iss, err = newIssuerAlone(s, o.floorConcurrency)
 			c = iss
 		case "certkeeper":
-			ck, err = newCertkeeper(ctx, s)
+			var env []string
+			if o.pprofDir != "" {
+				port, perr := freePort()
+				if perr != nil {
+					return "", perr
+				}
+				env = append(env, fmt.Sprintf("CERTKEEPER_DEBUG_PPROF=127.0.0.1:%d", port))
+			}
+			ck, err = newCertkeeper(ctx, s, seedOptions{N: o.seed}, o.workers, env...)
 			c = ck
 		default:
 			err = fmt.Errorf("unknown client %q", name)
@@ -112,7 +142,18 @@ func run(ctx context.Context, o options) (string, error) {
 	}
 	if o.smoke {
 		fmt.Fprintf(&r, "Smoke mode: every client (%s) obtained one certificate.\n", o.clients)
+		if ck != nil && o.seed > 0 {
+			fmt.Fprintf(&r, "certkeeper lists %d certificates (%d seeded).\n", ck.stored(ctx), o.seed)
+		}
 		return r.String(), nil
+	}
+
+	if ck != nil && o.startupSeed > 0 {
+		sr, err := startupWorkload(ctx, s, seedOptions{N: o.startupSeed, Due: o.seedDue}, o.reps)
+		if err != nil {
+			return "", err
+		}
+		r.WriteString(sr)
 	}
 
 	// Workload 1: one certificate, one name.
@@ -158,8 +199,20 @@ func run(ctx context.Context, o options) (string, error) {
 	w3reps := max(1, o.reps/2)
 	w3 := alternate(ctx, without(clients, "lego"), w3reps, many)
 	close(stopRSS)
-	r.WriteString(w3.markdown(fmt.Sprintf("%d certificates submitted at once (certbot: one after another, one process each)", o.concurrent), "certkeeper"))
+	r.WriteString(w3.markdown(fmt.Sprintf("%d certificates submitted at once (certbot: one after another, one process each; issuer floor: %s in flight; certkeeper: %s job workers)",
+		o.concurrent, orAll(o.floorConcurrency), orDefault(o.workers)), "certkeeper"))
 
+	if ck != nil && ck.pprof != "" {
+		// One more certkeeper run of the concurrent workload, profiled
+		// for as long as its median run took.
+		secs := max(1, int(median(w3.runs["certkeeper"]).Seconds()+0.999))
+		err := ck.profile(ctx, o.pprofDir, "concurrent", secs, func() error { return ck.obtain(ctx, many()) })
+		if err != nil {
+			fmt.Fprintf(&r, "The profiled extra certkeeper run of this workload failed: %v\n\n", err)
+		} else {
+			fmt.Fprintf(&r, "Profiles of an extra certkeeper run of this workload (%d s CPU profile, heap after it) are in %s.\n\n", secs, o.pprofDir)
+		}
+	}
 	if iss != nil {
 		r.WriteString(stepTable("issuer alone, timed by its progress callback", &iss.mu, iss.steps))
 	}
@@ -170,7 +223,7 @@ func run(ctx context.Context, o options) (string, error) {
 		idle := rssKB(ck.pid)
 		fmt.Fprintf(&r, "## certkeeper memory\n\nRSS after the runs (idle, %d certificates stored): %.1f MB; peak RSS sampled every 50 ms during the concurrent runs: %.1f MB.\n\n",
 			ck.stored(ctx), float64(idle)/1024, float64(peakRSS)/1024)
-		lr, err := loadTest(ctx, ck, time.Duration(o.loadSecs)*time.Second)
+		lr, err := loadTest(ctx, ck, time.Duration(o.loadSecs)*time.Second, o.loadIssuances, o.pprofDir)
 		if err != nil {
 			return "", err
 		}
@@ -214,4 +267,18 @@ func versions() string {
 		parts = append(parts, strings.TrimSpace(string(out)))
 	}
 	return strings.Join(parts, ", ") + "."
+}
+
+func orAll(n int) string {
+	if n <= 0 {
+		return "all"
+	}
+	return fmt.Sprint(n)
+}
+
+func orDefault(n int) string {
+	if n <= 0 {
+		return "the default 20"
+	}
+	return fmt.Sprint(n)
 }

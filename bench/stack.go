@@ -76,6 +76,17 @@ func (s *stack) stop() {
 			_ = c.Process.Kill()
 		}
 	}
+	// BENCH_KEEP_LOGS names a directory that receives the logs of Pebble,
+	// BIND and certkeeper, to investigate a failed run.
+	if keep := os.Getenv("BENCH_KEEP_LOGS"); keep != "" {
+		if logs, _ := filepath.Glob(filepath.Join(s.dir, "*.log")); len(logs) > 0 && os.MkdirAll(keep, 0o755) == nil {
+			for _, l := range logs {
+				if b, err := os.ReadFile(l); err == nil {
+					_ = os.WriteFile(filepath.Join(keep, filepath.Base(l)), b, 0o644)
+				}
+			}
+		}
+	}
 	os.RemoveAll(s.dir)
 }
 
@@ -118,6 +129,7 @@ func (s *stack) startBIND(ctx context.Context) error {
 	notify no;
 	pid-file %q;
 	session-keyfile %q;
+	update-quota 1000;
 	managed-keys-directory %q;
 };
 controls { };

@@ -4,9 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
@@ -71,7 +73,7 @@ func (r result) markdown(title, ref string) string {
 	for _, name := range r.order {
 		ds := r.runs[name]
 		if len(ds) == 0 {
-			fmt.Fprintf(&b, "| %s | 0 (failed: %s) | | | | |\n", name, strings.Join(r.errs[name], "; "))
+			fmt.Fprintf(&b, "| %s | 0 (failed %d runs: %s) | | | | |\n", name, len(r.errs[name]), firstLine(r.errs[name][0]))
 			continue
 		}
 		ratio := "—"
@@ -83,7 +85,7 @@ func (r result) markdown(title, ref string) string {
 	b.WriteString("\n")
 	for name, es := range r.errs {
 		if len(r.runs[name]) > 0 {
-			fmt.Fprintf(&b, "%s failed %d run(s): %s\n\n", name, len(es), strings.Join(es, "; "))
+			fmt.Fprintf(&b, "%s failed %d run(s); the first: %s\n\n", name, len(es), firstLine(es[0]))
 		}
 	}
 	return b.String()
@@ -131,16 +133,56 @@ type loadReport struct {
 }
 
 // loadTest runs the load generator in a second process against
-// GET /api/state/{id} and GET /api/certificates.
-func loadTest(ctx context.Context, c *certkeeper, d time.Duration) (string, error) {
+// GET /api/state/{id} and GET /api/certificates, with issuances
+// certificates being issued meanwhile (each polled every 250 ms).
+func loadTest(ctx context.Context, c *certkeeper, d time.Duration, issuances int, pprofDir string) (string, error) {
 	self, err := os.Executable()
 	if err != nil {
 		return "", fmt.Errorf("finding the bench binary: %w", err)
 	}
+	stored := c.stored(ctx)
 	var b strings.Builder
-	fmt.Fprintf(&b, "## API under load (Go load generator in a second process, 32 connections, %v each, no issuances running)\n\n| request | req/s | p50 | p99 | errors |\n| --- | --- | --- | --- | --- |\n", d)
+	fmt.Fprintf(&b, "## API under load (Go load generator in a second process, 32 connections, %v each, %d certificates stored, %d issuances kept running)\n\n| request | req/s | p50 | p99 | errors | issuances completed (failed) meanwhile |\n| --- | --- | --- | --- | --- | --- |\n",
+		d, stored, issuances)
 	for _, path := range []string{c.lastState, c.base + "/api/certificates"} {
-		out, err := exec.CommandContext(ctx, self, "-load-url", path, "-load-key", c.key, "-load-seconds", fmt.Sprint(int(d.Seconds()))).Output()
+		bg := &certkeeper{base: c.base, key: c.key, pid: c.pid, http: c.http, pollEvery: 250 * time.Millisecond}
+		bgCtx, stop := context.WithCancel(ctx)
+		var done, failed atomic.Int64
+		var wg sync.WaitGroup
+		for range issuances {
+			wg.Go(func() {
+				for bgCtx.Err() == nil {
+					switch err := bg.obtain(bgCtx, [][]string{{uniqueName("load")}}); {
+					case err == nil:
+						done.Add(1)
+					case bgCtx.Err() == nil:
+						failed.Add(1)
+					}
+				}
+			})
+		}
+		time.Sleep(500 * time.Millisecond) // let the issuances get going
+		var out []byte
+		gen := func() error {
+			out, err = exec.CommandContext(ctx, self, "-load-url", path, "-load-key", c.key, "-load-seconds", fmt.Sprint(int(d.Seconds()))).Output()
+			return nil
+		}
+		if pprofDir != "" && c.pprof != "" {
+			name := "load-state"
+			if strings.HasSuffix(path, "/api/certificates") {
+				name = "load-certificates"
+			}
+			if perr := c.profile(ctx, pprofDir, name, max(1, int(d.Seconds())-1), gen); perr != nil {
+				stop()
+				wg.Wait()
+				return "", perr
+			}
+		} else {
+			_ = gen()
+		}
+		n, nf := done.Load(), failed.Load()
+		stop()
+		wg.Wait()
 		if err != nil {
 			return "", fmt.Errorf("running the load generator: %w", err)
 		}
@@ -148,11 +190,48 @@ func loadTest(ctx context.Context, c *certkeeper, d time.Duration) (string, erro
 		if err := json.Unmarshal(out, &lr); err != nil {
 			return "", fmt.Errorf("reading the load generator's report %q: %w", out, err)
 		}
-		fmt.Fprintf(&b, "| GET %s | %.0f | %.2f ms | %.2f ms | %d |\n", strings.TrimPrefix(path, c.base),
-			float64(lr.Requests)/lr.Seconds, float64(lr.P50)/1e6, float64(lr.P99)/1e6, lr.Errors)
+		fmt.Fprintf(&b, "| GET %s | %.0f | %.2f ms | %.2f ms | %d | %d (%d) |\n", strings.TrimPrefix(path, c.base),
+			float64(lr.Requests)/lr.Seconds, float64(lr.P50)/1e6, float64(lr.P99)/1e6, lr.Errors, n, nf)
 	}
 	b.WriteString("\n")
 	return b.String(), nil
+}
+
+// profile runs work while taking a CPU profile of secs seconds from
+// certkeeper's profiler, then a heap profile, into dir/<name>.cpu.pprof and
+// dir/<name>.heap.pprof.
+func (c *certkeeper) profile(ctx context.Context, dir, name string, secs int, work func() error) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	fetch := func(path, file string) error {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+c.pprof+path, nil)
+		resp, err := (&http.Client{Timeout: time.Duration(secs+30) * time.Second}).Do(req)
+		if err != nil {
+			return fmt.Errorf("fetching %s: %w", path, err)
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("fetching %s: status %d", path, resp.StatusCode)
+		}
+		b, err := io.ReadAll(resp.Body)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(filepath.Join(dir, file), b, 0o644)
+	}
+	cpuErr := make(chan error, 1)
+	go func() { cpuErr <- fetch(fmt.Sprintf("/debug/pprof/profile?seconds=%d", secs), name+".cpu.pprof") }()
+	time.Sleep(100 * time.Millisecond)
+	if err := work(); err != nil {
+		<-cpuErr // the profile must end before the next one starts
+		return err
+	}
+	if err := fetch("/debug/pprof/heap", name+".heap.pprof"); err != nil {
+		<-cpuErr
+		return err
+	}
+	return <-cpuErr
 }
 
 // generateLoad is the load generator process: 32 workers GET url for d.
@@ -203,4 +282,17 @@ func generateLoad(url, key string, d time.Duration) loadReport {
 		r.P99 = lat[len(lat)*99/100]
 	}
 	return r
+}
+
+// firstLine is the first line of an error text, at most 300 bytes, with how
+// many more lines (one per failed certificate) it had.
+func firstLine(s string) string {
+	first, rest, _ := strings.Cut(s, "\n")
+	if len(first) > 300 {
+		first = first[:300] + "…"
+	}
+	if n := strings.Count(rest, "\n") + 1; rest != "" {
+		first += fmt.Sprintf(" (and %d more)", n)
+	}
+	return first
 }

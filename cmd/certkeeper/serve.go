@@ -21,6 +21,9 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if err := startPprof(ctx, logger); err != nil {
+		return err
+	}
 	return runService(ctx, cfg, logger, nil)
 }
 

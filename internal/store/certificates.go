@@ -40,38 +40,55 @@ type Version struct {
 // creating the certificate on its first version. It is all or nothing, and
 // inserting a version id that exists already changes nothing (ErrExists).
 func (s *Store) InsertVersion(ctx context.Context, v Version) error {
+	return s.Tx(ctx, func(tx *sql.Tx) error { return insertVersion(ctx, tx, v) })
+}
+
+// InsertVersions stores every version of vs as InsertVersion does, in one
+// transaction: all of them or none. A version id that exists already is
+// ErrExists and nothing is stored. It is for bulk loads (an import, the
+// benchmark's seeding); the service stores one version at a time.
+func (s *Store) InsertVersions(ctx context.Context, vs []Version) error {
+	return s.Tx(ctx, func(tx *sql.Tx) error {
+		for _, v := range vs {
+			if err := insertVersion(ctx, tx, v); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+func insertVersion(ctx context.Context, tx *sql.Tx, v Version) error {
 	spec, err := json.Marshal(v.Spec)
 	if err != nil {
 		return fmt.Errorf("encoding spec: %w", err)
 	}
-	return s.Tx(ctx, func(tx *sql.Tx) error {
-		var exists int
-		err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM certificate_versions WHERE id = $1`, v.ID).Scan(&exists)
-		if err != nil {
-			return fmt.Errorf("checking version %s: %w", v.ID, err)
-		}
-		if exists > 0 {
-			return ErrExists
-		}
-		now := micros(v.CreatedAt)
-		if _, err := tx.ExecContext(ctx, `INSERT INTO certificates (name, spec, acme_endpoint, created_at, updated_at)
-			VALUES ($1, $2, $3, $4, $4)
-			ON CONFLICT (name) DO UPDATE SET spec = excluded.spec, acme_endpoint = excluded.acme_endpoint,
-				updated_at = excluded.updated_at`,
-			v.Name, string(spec), v.ACMEEndpoint, now); err != nil {
-			return fmt.Errorf("writing certificate %s: %w", v.Name, err)
-		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO certificate_versions
-			(id, certificate_name, spec, acme_endpoint, serial, thumbprint, not_before, not_after,
-			 cert_pem, chain_pem, key_sealed, cert_url, created_at, revoked_at, ca_name, account_uri, replaces)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)`,
-			v.ID, v.Name, string(spec), v.ACMEEndpoint, v.Serial, v.Thumbprint, micros(v.NotBefore),
-			micros(v.NotAfter), v.CertPEM, v.ChainPEM, v.KeySealed, v.CertURL, now, micros(v.RevokedAt), v.CAName,
-			v.AccountURI, v.Replaces); err != nil {
-			return fmt.Errorf("writing version %s of %s: %w", v.ID, v.Name, err)
-		}
-		return nil
-	})
+	var exists int
+	err = tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM certificate_versions WHERE id = $1`, v.ID).Scan(&exists)
+	if err != nil {
+		return fmt.Errorf("checking version %s: %w", v.ID, err)
+	}
+	if exists > 0 {
+		return ErrExists
+	}
+	now := micros(v.CreatedAt)
+	if _, err := tx.ExecContext(ctx, `INSERT INTO certificates (name, spec, acme_endpoint, created_at, updated_at)
+		VALUES ($1, $2, $3, $4, $4)
+		ON CONFLICT (name) DO UPDATE SET spec = excluded.spec, acme_endpoint = excluded.acme_endpoint,
+			updated_at = excluded.updated_at`,
+		v.Name, string(spec), v.ACMEEndpoint, now); err != nil {
+		return fmt.Errorf("writing certificate %s: %w", v.Name, err)
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO certificate_versions
+		(id, certificate_name, spec, acme_endpoint, serial, thumbprint, not_before, not_after,
+		 cert_pem, chain_pem, key_sealed, cert_url, created_at, revoked_at, ca_name, account_uri, replaces)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)`,
+		v.ID, v.Name, string(spec), v.ACMEEndpoint, v.Serial, v.Thumbprint, micros(v.NotBefore),
+		micros(v.NotAfter), v.CertPEM, v.ChainPEM, v.KeySealed, v.CertURL, now, micros(v.RevokedAt), v.CAName,
+		v.AccountURI, v.Replaces); err != nil {
+		return fmt.Errorf("writing version %s of %s: %w", v.ID, v.Name, err)
+	}
+	return nil
 }
 
 // ErrExists is returned when a row with the same key exists already.
@@ -126,23 +143,40 @@ func (s *Store) LatestVersion(ctx context.Context, name string) (Version, error)
 	return v, nil
 }
 
+// listColumns are versionColumns without the PEM data and the sealed key,
+// which a listing does not show: they are most of a row's bytes.
+const listColumns = `v.id, v.certificate_name, v.spec, v.acme_endpoint, v.serial, v.thumbprint, v.not_before, v.not_after,
+	v.cert_url, v.created_at, v.revoked_at, v.ca_name, v.account_uri, v.replaces`
+
 // LatestVersions returns the newest version of every certificate, ordered by
-// name.
+// name, without CertPEM, ChainPEM and KeySealed (VersionByID and
+// LatestVersion have them). It walks the certificates, one index lookup
+// each for the newest version, and reads none of the older versions' rows.
 func (s *Store) LatestVersions(ctx context.Context) ([]Version, error) {
-	rows, err := s.read.QueryContext(ctx, `SELECT `+versionColumns+` FROM certificate_versions v
-		WHERE v.id = (SELECT w.id FROM certificate_versions w WHERE w.certificate_name = v.certificate_name
+	rows, err := s.read.QueryContext(ctx, `SELECT `+listColumns+` FROM certificates c
+		JOIN certificate_versions v ON v.id = (SELECT w.id FROM certificate_versions w WHERE w.certificate_name = c.name
 			ORDER BY w.created_at DESC, w.id DESC LIMIT 1)
-		ORDER BY v.certificate_name`)
+		ORDER BY c.name`)
 	if err != nil {
 		return nil, fmt.Errorf("listing certificates: %w", err)
 	}
 	defer rows.Close()
 	out := []Version{}
+	var (
+		spec                                  string
+		notBefore, notAfter, created, revoked int64
+	)
 	for rows.Next() {
-		v, err := scanVersion(rows)
-		if err != nil {
+		var v Version
+		if err := rows.Scan(&v.ID, &v.Name, &spec, &v.ACMEEndpoint, &v.Serial, &v.Thumbprint, &notBefore, &notAfter,
+			&v.CertURL, &created, &revoked, &v.CAName, &v.AccountURI, &v.Replaces); err != nil {
 			return nil, fmt.Errorf("listing certificates: %w", err)
 		}
+		if err := json.Unmarshal([]byte(spec), &v.Spec); err != nil {
+			return nil, fmt.Errorf("decoding spec of version %s: %w", v.ID, err)
+		}
+		v.NotBefore, v.NotAfter = fromMicros(notBefore), fromMicros(notAfter)
+		v.CreatedAt, v.RevokedAt = fromMicros(created), fromMicros(revoked)
 		out = append(out, v)
 	}
 	if err := rows.Err(); err != nil {

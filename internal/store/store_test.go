@@ -102,7 +102,12 @@ func TestVersions(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if diff := cmp.Diff([]store.Version{other, v2}, list); diff != "" {
+		// A listing leaves out the PEM data and the sealed key.
+		bare := func(v store.Version) store.Version {
+			v.CertPEM, v.ChainPEM, v.KeySealed = "", "", ""
+			return v
+		}
+		if diff := cmp.Diff([]store.Version{bare(other), bare(v2)}, list); diff != "" {
 			t.Errorf("LatestVersions (-want +got):\n%s", diff)
 		}
 		if _, err := st.LatestVersion(ctx, "nope"); !errors.Is(err, store.ErrNotFound) {

@@ -107,3 +107,46 @@ func TestBuiltin(t *testing.T) {
 		})
 	}
 }
+
+// TestBuiltinPutMany checks that PutMany stores every version as Put does,
+// readable with its key, and stores none when one of them exists already.
+func TestBuiltinPutMany(t *testing.T) {
+	t.Parallel()
+	st, err := store.Open(t.Context(), filepath.Join(t.TempDir(), "certkeeper.db"), slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	key, _, err := secret.NewKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := vault.NewBuiltin(st, key)
+	ctx := t.Context()
+	at := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
+	mk := func(id, name string) vault.Version {
+		return vault.Version{ID: id, Name: name, Spec: certificate.Spec{Name: name, DNSNames: []string{name + ".example.test"}, KeyType: "EC", KeyCurveName: "P-256"},
+			ACMEEndpoint: "https://ca/dir", Serial: "1f", Thumbprint: "AB", NotBefore: at, NotAfter: at.Add(time.Hour),
+			CertPEM: []byte("CERT"), ChainPEM: []byte("CHAIN"), KeyPEM: []byte(keyPEM), CertURL: "https://ca/cert", CreatedAt: at}
+	}
+	batch := []vault.Version{mk("00000000000000000000000000000001", "a"), mk("00000000000000000000000000000002", "b")}
+	if err := v.PutMany(ctx, batch); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range batch {
+		got, err := v.Latest(ctx, want.Name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("Latest(%s) (-want +got):\n%s", want.Name, diff)
+		}
+	}
+	again := []vault.Version{mk("00000000000000000000000000000003", "c"), batch[0]}
+	if err := v.PutMany(ctx, again); !errors.Is(err, vault.ErrExists) {
+		t.Errorf("PutMany with a stored version = %v, want ErrExists", err)
+	}
+	if _, err := v.Latest(ctx, "c"); !errors.Is(err, vault.ErrNotFound) {
+		t.Errorf("Latest(c) after a failed PutMany = %v, want ErrNotFound (all or none)", err)
+	}
+}

@@ -37,7 +37,8 @@ type Version struct {
 	// CertPEM is the leaf; ChainPEM the issuers after it.
 	CertPEM  []byte
 	ChainPEM []byte
-	// KeyPEM is the private key as PKCS#8 PEM. List leaves it empty.
+	// KeyPEM is the private key as PKCS#8 PEM. List leaves it, CertPEM
+	// and ChainPEM empty.
 	KeyPEM []byte
 	// CertURL is the certificate's URL at the CA.
 	CertURL   string
@@ -59,7 +60,8 @@ type Vault interface {
 	// ErrNotFound.
 	Latest(ctx context.Context, name string) (Version, error)
 	// List returns the newest version of every certificate, without private
-	// keys, ordered by name.
+	// keys and without CertPEM and ChainPEM (Latest has them), ordered by
+	// name.
 	List(ctx context.Context) ([]Version, error)
 	// MarkRevoked records that the version was revoked at the given time, or
 	// returns ErrNotFound.
