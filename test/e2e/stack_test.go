@@ -61,6 +61,9 @@ type stackOptions struct {
 	ExtraRecords []string
 	// Jobs is the jobs block of the config; nil leaves it out.
 	Jobs map[string]any
+	// Database, with db "postgres", is the PostgreSQL URL to use instead
+	// of a new database on the shared server.
+	Database string
 }
 
 // stack is BIND, Pebble and one certkeeper process configured for them.
@@ -91,7 +94,10 @@ func startStack(t *testing.T, db string, opts stackOptions) *stack {
 
 	database := ""
 	if db == "postgres" {
-		database = testenv.PostgresURL(t)
+		database = opts.Database
+		if database == "" {
+			database = testenv.PostgresURL(t)
+		}
 	}
 	s := &stack{
 		db:        db,
