@@ -217,6 +217,13 @@ func (r *Runner) Run(ctx context.Context, id string) error {
 			// again on the next start (or by another replica).
 			return fmt.Errorf("operation %s interrupted: %w", id, ctx.Err())
 		}
+		if re, ok := errors.AsType[*recordError](err); ok && store.Unavailable(re.err) {
+			// The operation's own state could not be written because the
+			// database is restarting or out of reach: not a failure of the
+			// issuance. The job is tried again and resumes the operation.
+			logger.WarnContext(ctx, "the database is out of reach; the operation is tried again", "error", err)
+			return fmt.Errorf("operation %s: %w", id, err)
+		}
 		step := t.current()
 		if pe := (*issuer.ProblemError)(nil); errors.As(err, &pe) && pe.Step != "" {
 			step = pe.Step
@@ -380,7 +387,7 @@ func (s *recordingSolver) Present(ctx context.Context, challenges []issuer.Chall
 		return fmt.Errorf("encoding challenges: %w", err)
 	}
 	if err := s.store.SetPendingChallenges(ctx, s.opID, raw); err != nil {
-		return err
+		return &recordError{err}
 	}
 	return s.Solver.Present(ctx, challenges)
 }
@@ -412,3 +419,12 @@ func (s *recordingSolver) removeLeftovers(ctx context.Context) error {
 	}
 	return s.CleanUp(ctx, challenges)
 }
+
+// recordError is a failure to record an operation's state in the database
+// in the middle of its flow (the challenges about to be presented). When
+// the database is merely out of reach (store.Unavailable), Run hands the
+// job back to be tried again rather than failing the operation.
+type recordError struct{ err error }
+
+func (e *recordError) Error() string { return e.err.Error() }
+func (e *recordError) Unwrap() error { return e.err }
