@@ -35,7 +35,9 @@ func TestChaosPostgres(t *testing.T) {
 		Database: pg.URL,
 		Pebble: &testenv.PebbleOptions{
 			NonceRejectPercent: 50,
-			EnvExtra:           []string{"PEBBLE_VA_NOSLEEP=0", "PEBBLE_VA_SLEEPTIME=3"},
+			// Validations sleep up to 10 s (TestChaos: 3 s), so that the
+			// issuances are still in flight through the later rounds.
+			EnvExtra: []string{"PEBBLE_VA_NOSLEEP=0", "PEBBLE_VA_SLEEPTIME=10"},
 		},
 		// A job left running by a killed process is taken over once
 		// rescueAfter has passed since its last renewal.
@@ -51,9 +53,11 @@ func TestChaosPostgres(t *testing.T) {
 
 	crashes, fastRestarts, whileRunning := 0, 0, 0
 	var calm time.Time // when the last disturbance ended
+	var inFlight []int // operations pending or running at each disturbance
 	tally := s.chaosBatch(ctx, t, "pgkill", n, func() {
 		for i := range rounds {
 			time.Sleep(time.Duration(300+rand.IntN(2700)) * time.Millisecond)
+			inFlight = append(inFlight, countInFlight(ctx, t, pg.URL))
 			if err := s.srv.kill(); err != nil {
 				t.Fatal(err)
 			}
@@ -69,6 +73,7 @@ func TestChaosPostgres(t *testing.T) {
 			if i%2 == 1 {
 				mode = "fast"
 			}
+			inFlight = append(inFlight, countInFlight(ctx, t, pg.URL))
 			began := time.Now()
 			if err := pg.Restart(mode); err != nil {
 				t.Fatal(err)
@@ -85,6 +90,7 @@ func TestChaosPostgres(t *testing.T) {
 		calm = time.Now()
 	})
 	t.Logf("FIGURE every operation ended %v after the last disturbance", time.Since(calm).Round(100*time.Millisecond))
+	t.Logf("FIGURE operations pending or running at each kill and each restart under certkeeper: %v", inFlight)
 	t.Logf("FIGURE postgres kill (%d rounds; PostgreSQL crashed %d times, restarted fast %d times, %d of them under a running certkeeper): %v %v",
 		rounds, crashes, fastRestarts, whileRunning, tally, tally.Reasons)
 	// A database restart is not a reason for an issuance to fail: the only
@@ -202,4 +208,22 @@ func logDBTrouble(t *testing.T, logPath string) {
 		}
 	}
 	t.Logf("certkeeper wrote %d warnings and errors: %v", warn, msgs)
+}
+
+// countInFlight counts the operations pending or running, or -1 when the
+// database cannot say.
+func countInFlight(ctx context.Context, t *testing.T, url string) int {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		return -1
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	var n int
+	if err := conn.QueryRow(ctx, `SELECT count(*) FROM operations WHERE status IN ('pending', 'running')`).Scan(&n); err != nil {
+		return -1
+	}
+	return n
 }
