@@ -1,8 +1,12 @@
 package job
 
 import (
+	"errors"
+	"fmt"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 func TestRetryDelay(t *testing.T) {
@@ -21,4 +25,40 @@ func TestRetryDelay(t *testing.T) {
 	if total < time.Hour {
 		t.Errorf("24 retries span %v; want a database outage of an hour ridden out", total)
 	}
+}
+
+func TestWhileUnavailable(t *testing.T) {
+	t.Parallel()
+	restarting := &pgconn.PgError{Code: "57P01", Message: "terminating connection due to administrator command"}
+	refused := errors.New("duplicate key")
+	t.Run("retried until the database is back", func(t *testing.T) {
+		t.Parallel()
+		calls := 0
+		err := whileUnavailable(t.Context(), time.Minute, func() error {
+			calls++
+			if calls < 3 {
+				return fmt.Errorf("storing: %w", restarting)
+			}
+			return nil
+		})
+		if err != nil || calls != 3 {
+			t.Errorf("whileUnavailable = %v after %d calls; want nil after 3", err, calls)
+		}
+	})
+	t.Run("other errors at once", func(t *testing.T) {
+		t.Parallel()
+		calls := 0
+		err := whileUnavailable(t.Context(), time.Minute, func() error { calls++; return refused })
+		if !errors.Is(err, refused) || calls != 1 {
+			t.Errorf("whileUnavailable = %v after %d calls; want the error after 1", err, calls)
+		}
+	})
+	t.Run("gives up at the limit", func(t *testing.T) {
+		t.Parallel()
+		calls := 0
+		err := whileUnavailable(t.Context(), 600*time.Millisecond, func() error { calls++; return restarting })
+		if !errors.Is(err, restarting) || calls != 2 { // at 0 and 250 ms; the next wait (500 ms) passes the limit
+			t.Errorf("whileUnavailable = %v after %d calls; want the error after 2", err, calls)
+		}
+	})
 }
