@@ -99,6 +99,9 @@ func TestChaosPostgres(t *testing.T) {
 		t.Errorf("%v %v; want every operation succeeded or failed naming badNonce", tally, tally.Reasons)
 	}
 	logDBTrouble(t, s.srv.logPath)
+	if tally.Stuck > 0 {
+		explainStuck(ctx, t, pg.URL, s.srv.logPath)
+	}
 	// certkeeper rode through the last restart under it: it still issues.
 	after := s.chaosBatch(ctx, t, "pgafter", 1, func() {})
 	if after.Succeeded != 1 {
@@ -226,4 +229,44 @@ func countInFlight(ctx context.Context, t *testing.T, url string) int {
 		return -1
 	}
 	return n
+}
+
+// explainStuck logs, for each operation still pending or running, its job
+// row and certkeeper's log lines about it.
+func explainStuck(ctx context.Context, t *testing.T, url, logPath string) {
+	t.Helper()
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Logf("explaining stuck operations: %v", err)
+		return
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	rows, err := conn.Query(ctx, `SELECT o.id, o.status, o.attempt, coalesce(j.state::text, '-'), coalesce(j.attempt, 0),
+			coalesce(j.attempted_by::text, '-'), coalesce(j.errors::text, '-')
+		FROM operations o LEFT JOIN river_job j ON j.kind = 'certkeeper_issue' AND j.args->>'operationId' = o.id
+		WHERE o.status IN ('pending', 'running')`)
+	if err != nil {
+		t.Logf("explaining stuck operations: %v", err)
+		return
+	}
+	var ids []string
+	for rows.Next() {
+		var id, status, jstate, by, errs string
+		var attempt, jattempt int
+		if err := rows.Scan(&id, &status, &attempt, &jstate, &jattempt, &by, &errs); err != nil {
+			t.Logf("explaining stuck operations: %v", err)
+			return
+		}
+		ids = append(ids, id)
+		t.Logf("stuck operation %s: %s, attempt %d; job %s, attempt %d, by %s, errors %s", id, status, attempt, jstate, jattempt, by, errs)
+	}
+	raw, _ := os.ReadFile(logPath)
+	for _, line := range strings.Split(string(raw), "\n") {
+		for _, id := range ids {
+			if strings.Contains(line, id) || strings.HasPrefix(line, "--- certkeeper serve started") {
+				t.Logf("log: %s", line)
+				break
+			}
+		}
+	}
 }
