@@ -42,6 +42,9 @@ func TestChaosPostgres(t *testing.T) {
 		// A job left running by a killed process is taken over once
 		// rescueAfter has passed since its last renewal.
 		Jobs: map[string]any{"timeout": "2m", "rescueAfter": "6s"},
+		// Every issuance accepted at once, not in rate-limited waves, so
+		// that all are in flight when the disturbances begin.
+		RateLimit: map[string]any{"perMinute": 6000, "burst": 100},
 	})
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Minute)
 	defer cancel()

@@ -64,6 +64,8 @@ type stackOptions struct {
 	// Database, with db "postgres", is the PostgreSQL URL to use instead
 	// of a new database on the shared server.
 	Database string
+	// RateLimit is auth.rateLimit; nil leaves the default.
+	RateLimit map[string]any
 }
 
 // stack is BIND, Pebble and one certkeeper process configured for them.
@@ -145,6 +147,9 @@ func startStack(t *testing.T, db string, opts stackOptions) *stack {
 	}
 	if opts.Jobs != nil {
 		cfg["jobs"] = opts.Jobs
+	}
+	if opts.RateLimit != nil {
+		cfg["auth"].(map[string]any)["rateLimit"] = opts.RateLimit
 	}
 	s.srv = startServer(t, cfg, dataDir)
 	return s
