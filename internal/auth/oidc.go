@@ -194,13 +194,16 @@ func (t *TokenIssuer) Verify(ctx context.Context, raw string) (Principal, error)
 		return fail(ReasonRejectedClaims, errors.New("the token has no exp claim"))
 	}
 	if now.After(tok.Expiry.Add(skew)) {
-		return fail(ReasonExpiredToken, fmt.Errorf("the token expired at %s", tok.Expiry.UTC().Format(time.RFC3339)))
+		return fail(ReasonExpiredToken, fmt.Errorf("the token expired at %s%s", tok.Expiry.UTC().Format(time.RFC3339),
+			clockNote(now, skew, now.Sub(tok.Expiry), "ago", "behind")))
 	}
 	if nbf, ok := numericDate(claims["nbf"]); ok && now.Add(skew).Before(nbf) {
-		return fail(ReasonRejectedClaims, fmt.Errorf("the token is not valid before %s", nbf.UTC().Format(time.RFC3339)))
+		return fail(ReasonRejectedClaims, fmt.Errorf("the token is not valid before %s%s", nbf.UTC().Format(time.RFC3339),
+			clockNote(now, skew, nbf.Sub(now), "from now", "ahead of")))
 	}
 	if !tok.IssuedAt.IsZero() && now.Add(skew).Before(tok.IssuedAt) {
-		return fail(ReasonRejectedClaims, fmt.Errorf("the token was issued in the future, at %s", tok.IssuedAt.UTC().Format(time.RFC3339)))
+		return fail(ReasonRejectedClaims, fmt.Errorf("the token was issued in the future, at %s%s", tok.IssuedAt.UTC().Format(time.RFC3339),
+			clockNote(now, skew, tok.IssuedAt.Sub(now), "from now", "ahead of")))
 	}
 	if tok.Subject == "" {
 		return fail(ReasonRejectedClaims, errors.New("the token has no sub claim"))
@@ -319,4 +322,18 @@ func numericDate(v any) (time.Time, bool) {
 	}
 	sec := int64(f)
 	return time.Unix(sec, int64((f-float64(sec))*1e9)), true
+}
+
+// clockNote explains a time claim refused for being off (ago or from
+// now): by how much by certkeeper's clock, what that clock reads and the
+// skew allowed, and, when off is within an hour — more likely a wrong clock
+// than a stale or forged token — that the issuer's clock may be the given
+// way off.
+func clockNote(now time.Time, skew, off time.Duration, when, way string) string {
+	note := fmt.Sprintf(" (%s %s by certkeeper's clock, which reads %s; %s of clock skew allowed)",
+		off.Round(time.Second), when, now.UTC().Format(time.RFC3339), skew)
+	if off <= time.Hour {
+		note += "; check that the issuer's clock is not " + way + " certkeeper's"
+	}
+	return note
 }

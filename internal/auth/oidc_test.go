@@ -320,3 +320,47 @@ func TestIssuerDown(t *testing.T) {
 		t.Errorf("Authenticate() error = %v; want an error other than unauthenticated", err)
 	}
 }
+
+// TestTokenIssuerClockSkew signs in through the provider's real
+// authorization-code flow with the provider's clock ahead of certkeeper's or
+// behind it (its tokens live 10 minutes), with the default skew allowance
+// of a minute. Within the allowance the token is accepted; beyond it, it is
+// refused with a reason and an error that names the time claim, certkeeper's
+// clock and the skew allowed.
+func TestTokenIssuerClockSkew(t *testing.T) {
+	t.Parallel()
+	idp := testenv.StartOIDC(t)
+	a := authenticatorFor(idp, auth.IssuerConfig{})
+	roles := map[string]any{"roles": []string{"Acmebot.IssueCertificate"}}
+	tests := []struct {
+		skew   time.Duration
+		reason string // "" when accepted
+		want   string // in the error
+	}{
+		{-2 * time.Hour, auth.ReasonExpiredToken, "the token expired at"},
+		{-12 * time.Minute, auth.ReasonExpiredToken, "check that the issuer's clock is not behind"},
+		{-5 * time.Minute, "", ""},
+		{-30 * time.Second, "", ""},
+		{30 * time.Second, "", ""},
+		{5 * time.Minute, auth.ReasonRejectedClaims, "check that the issuer's clock is not ahead"},
+		{2 * time.Hour, auth.ReasonRejectedClaims, "the token is not valid before"},
+	}
+	for _, tt := range tests {
+		// The provider's clock is shared: sign in one skew at a time.
+		idp.FastForward(tt.skew)
+		token := idp.Login(t, "alice", roles)
+		idp.FastForward(-tt.skew)
+		_, err := a.Authenticate(bearer(token))
+		switch {
+		case tt.reason == "" && err != nil:
+			t.Errorf("issuer clock %v: refused: %v", tt.skew, err)
+		case tt.reason != "":
+			f, ok := errors.AsType[*auth.Failure](err)
+			if !ok || f.Reason != tt.reason || !strings.Contains(err.Error(), tt.want) ||
+				!strings.Contains(err.Error(), "certkeeper's clock") || !strings.Contains(err.Error(), "1m0s of clock skew allowed") {
+				t.Errorf("issuer clock %v: error %v; want reason %s naming %q, certkeeper's clock and the skew allowed", tt.skew, err, tt.reason, tt.want)
+			}
+		}
+		t.Logf("issuer clock %v: %v", tt.skew, err)
+	}
+}

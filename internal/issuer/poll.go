@@ -47,13 +47,13 @@ func (b *backoff) delay(retryAfter time.Duration) time.Duration {
 	return d
 }
 
-// wait sleeps for the next delay, honouring the Retry-After header value
-// the CA sent with the last response (empty when none), or until ctx is done.
-func (b *backoff) wait(ctx context.Context, retryAfterHeader string) error {
-	retryAfter, _ := parseRetryAfter(retryAfterHeader, time.Now())
+// wait sleeps for the next delay, honouring the Retry-After the CA sent
+// with the last response (zero when none), or until ctx is done.
+func (b *backoff) wait(ctx context.Context, hint retryHint) error {
+	retryAfter, _ := hint.delay(time.Now())
 	d := b.delay(retryAfter)
 	if b.observe != nil {
-		b.observe(retryAfterHeader, retryAfter, d)
+		b.observe(hint.value, retryAfter, d)
 	}
 	t := time.NewTimer(d)
 	defer t.Stop()
@@ -63,6 +63,25 @@ func (b *backoff) wait(ctx context.Context, retryAfterHeader string) error {
 	case <-t.C:
 		return nil
 	}
+}
+
+// retryHint is what a response says about when to ask again: its
+// Retry-After header and its Date header (the CA's clock when it answered).
+type retryHint struct {
+	value, date string
+}
+
+// delay is how long the hint asks to wait, read at now (certkeeper's
+// clock). A Retry-After given as an HTTP date is a moment on the CA's
+// clock: it is read against the response's Date, the CA's own idea of now,
+// when the response has a valid one, so that a CA whose clock is ahead of
+// certkeeper's does not make it wait longer, nor one whose clock is behind
+// make it ask again at once. Without a Date it is read against now.
+func (h retryHint) delay(now time.Time) (time.Duration, bool) {
+	if date, err := http.ParseTime(strings.TrimSpace(h.date)); err == nil {
+		now = date
+	}
+	return parseRetryAfter(h.value, now)
 }
 
 // parseRetryAfter parses a Retry-After header value, either delay-seconds or
@@ -90,26 +109,27 @@ func parseRetryAfter(value string, now time.Time) (time.Duration, bool) {
 // retryAfterKey is the context key of the retryAfterSink a poll installs.
 type retryAfterKey struct{}
 
-// retryAfterSink receives the Retry-After header of the POST to url. lego's
-// POST-as-GET helpers drop response headers; the transport below catches it.
+// retryAfterSink receives the Retry-After and Date headers of the POST (or
+// GET) to url. lego's POST-as-GET helpers drop response headers; the transport below
+// catches them.
 type retryAfterSink struct {
 	url string
 
-	mu    sync.Mutex
-	value string
+	mu   sync.Mutex
+	hint retryHint
 }
 
-func (s *retryAfterSink) set(v string) {
+func (s *retryAfterSink) set(h retryHint) {
 	s.mu.Lock()
-	s.value = v
+	s.hint = h
 	s.mu.Unlock()
 }
 
-// get returns the last Retry-After header value seen, or "".
-func (s *retryAfterSink) get() string {
+// get returns the headers of the last response seen (empty when none).
+func (s *retryAfterSink) get() retryHint {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.value
+	return s.hint
 }
 
 // withRetryAfterSink returns a context whose requests to url report their
@@ -119,8 +139,9 @@ func withRetryAfterSink(ctx context.Context, url string) (context.Context, *retr
 	return context.WithValue(ctx, retryAfterKey{}, s), s
 }
 
-// retryAfterTransport records the Retry-After header of responses to POSTs
-// whose context carries a retryAfterSink for the request's URL.
+// retryAfterTransport records the Retry-After and Date headers of responses
+// to POSTs (and to the GET of renewal information) whose context carries a
+// retryAfterSink for the request's URL.
 type retryAfterTransport struct {
 	base http.RoundTripper
 }
@@ -128,9 +149,9 @@ type retryAfterTransport struct {
 // RoundTrip implements http.RoundTripper.
 func (t *retryAfterTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	resp, err := t.base.RoundTrip(req)
-	if resp != nil && req.Method == http.MethodPost {
+	if resp != nil && (req.Method == http.MethodPost || req.Method == http.MethodGet) {
 		if s, ok := req.Context().Value(retryAfterKey{}).(*retryAfterSink); ok && s.url == req.URL.String() {
-			s.set(resp.Header.Get("Retry-After"))
+			s.set(retryHint{value: resp.Header.Get("Retry-After"), date: resp.Header.Get("Date")})
 		}
 	}
 	return resp, err

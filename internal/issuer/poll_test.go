@@ -91,7 +91,7 @@ func TestBackoffWaitStopsOnCancel(t *testing.T) {
 	cancel(cause)
 	b := backoff{}
 	// A 30-second Retry-After would block the test if wait ignored ctx.
-	if err := b.wait(ctx, "30"); !errors.Is(err, cause) {
+	if err := b.wait(ctx, retryHint{value: "30"}); !errors.Is(err, cause) {
 		t.Errorf("wait = %v, want %v", err, cause)
 	}
 }
@@ -102,7 +102,7 @@ func TestBackoffWaitObservesHeader(t *testing.T) {
 	b := backoff{observe: func(header string, retryAfter, delay time.Duration) {
 		got = append(got, header, retryAfter.String(), delay.String())
 	}}
-	if err := b.wait(t.Context(), "0"); err != nil {
+	if err := b.wait(t.Context(), retryHint{value: "0"}); err != nil {
 		t.Fatal(err)
 	}
 	if diff := cmp.Diff([]string{"0", "0s", pollInitial.String()}, got); diff != "" {
@@ -141,9 +141,73 @@ func TestRetryAfterTransport(t *testing.T) {
 				t.Fatal(err)
 			}
 			_ = resp.Body.Close()
-			if got := sink.get(); got != tc.want {
+			if got := sink.get().value; got != tc.want {
 				t.Errorf("sink = %q, want %q", got, tc.want)
 			}
 		})
+	}
+}
+
+// TestRetryAfterDateUnderClockSkew has a CA, whose clock is ahead of or
+// behind certkeeper's, answer a poll with Retry-After as an HTTP date three
+// seconds after its own now, and its Date header, over real HTTP through the
+// transport and the sink. certkeeper must wait three seconds whatever the
+// skew: the date is read against the CA's Date. (Read against certkeeper's
+// own clock it would be skew + 3 s: a wait capped at 30 s for a CA ahead,
+// none at all for one behind.)
+func TestRetryAfterDateUnderClockSkew(t *testing.T) {
+	t.Parallel()
+	for _, skew := range []time.Duration{-2 * time.Hour, -5 * time.Minute, 0, 5 * time.Minute, 2 * time.Hour} {
+		t.Run(skew.String(), func(t *testing.T) {
+			t.Parallel()
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				caNow := time.Now().Add(skew)
+				w.Header().Set("Date", caNow.UTC().Format(http.TimeFormat))
+				w.Header().Set("Retry-After", caNow.Add(3*time.Second).UTC().Format(http.TimeFormat))
+			}))
+			t.Cleanup(srv.Close)
+			client := &http.Client{Transport: &retryAfterTransport{base: http.DefaultTransport}}
+			ctx, sink := withRetryAfterSink(t.Context(), srv.URL+"/order/1")
+			req, err := http.NewRequestWithContext(ctx, http.MethodPost, srv.URL+"/order/1", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp, err := client.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_ = resp.Body.Close()
+			hint := sink.get()
+			// HTTP dates have whole seconds: the CA's 3 s is 3 s exactly
+			// against its Date, and certkeeper reads it a moment later.
+			got, ok := hint.delay(time.Now())
+			if !ok || got != 3*time.Second {
+				t.Errorf("Retry-After %q with Date %q read as %v, %v; want 3s", hint.value, hint.date, got, ok)
+			}
+			withoutDate, _ := retryHint{value: hint.value}.delay(time.Now())
+			t.Logf("CA clock %+v: waits %v (read against certkeeper's clock: %v)", skew, got, withoutDate.Round(time.Second))
+		})
+	}
+}
+
+func TestRetryHint(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	tests := []struct {
+		name string
+		hint retryHint
+		want time.Duration
+	}{
+		{"seconds ignore the Date", retryHint{value: "4", date: "Sun, 01 Mar 2026 14:00:00 GMT"}, 4 * time.Second},
+		{"date against a Date ahead", retryHint{value: "Sun, 01 Mar 2026 14:00:05 GMT", date: "Sun, 01 Mar 2026 14:00:00 GMT"}, 5 * time.Second},
+		{"date against a Date behind", retryHint{value: "Sun, 01 Mar 2026 10:00:05 GMT", date: "Sun, 01 Mar 2026 10:00:00 GMT"}, 5 * time.Second},
+		{"date before the Date", retryHint{value: "Sun, 01 Mar 2026 09:59:00 GMT", date: "Sun, 01 Mar 2026 10:00:00 GMT"}, 0},
+		{"no Date: certkeeper's clock", retryHint{value: "Sun, 01 Mar 2026 12:00:07 GMT"}, 7 * time.Second},
+		{"bad Date: certkeeper's clock", retryHint{value: "Sun, 01 Mar 2026 12:00:07 GMT", date: "yesterday"}, 7 * time.Second},
+	}
+	for _, tc := range tests {
+		if got, _ := tc.hint.delay(now); got != tc.want {
+			t.Errorf("%s: %+v read as %v, want %v", tc.name, tc.hint, got, tc.want)
+		}
 	}
 }

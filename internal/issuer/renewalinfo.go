@@ -51,13 +51,20 @@ func (i *Issuer) RenewalInfo(ctx context.Context, leaf *x509.Certificate) (Renew
 	}
 	var info RenewalInfo
 	_, err = i.withAccount(ctx, func(s *session) error {
-		ext, err := s.core.Certificates.GetRenewalInfo(WithEndpoint(ctx, EndpointRenewalInfo), id)
+		rctx, sink := withRetryAfterSink(ctx, s.core.GetDirectory().RenewalInfo+"/"+id)
+		ext, err := s.core.Certificates.GetRenewalInfo(WithEndpoint(rctx, EndpointRenewalInfo), id)
 		if err != nil {
 			return err
 		}
 		info = RenewalInfo{
 			Start: ext.SuggestedWindow.Start.UTC(), End: ext.SuggestedWindow.End.UTC(),
 			RetryAfter: ext.RetryAfter, ExplanationURL: ext.ExplanationURL,
+		}
+		// lego reads a Retry-After date against certkeeper's clock; read it
+		// against the CA's Date instead, as polls do (retryHint), so that
+		// a skewed CA clock does not move the next look.
+		if d, ok := sink.get().delay(time.Now()); ok {
+			info.RetryAfter = d
 		}
 		return nil
 	})

@@ -48,6 +48,9 @@ func (r *Runner) obtain(ctx context.Context, spec certificate.Spec, req issuer.R
 			return cert, ca, nil
 		}
 		reason := issuer.FailoverReason(err)
+		if _, ok := errors.AsType[*recordError](err); ok {
+			reason = "" // certkeeper's database, not the CA: no other CA would do better
+		}
 		if _, ok := errors.AsType[*dns.CAAError](err); ok {
 			reason = "CAA forbids issuance"
 		}

@@ -211,6 +211,13 @@ func (r *Runner) Run(ctx context.Context, id string) error {
 			// again on the next start (or by another replica).
 			return fmt.Errorf("operation %s interrupted: %w", id, ctx.Err())
 		}
+		if re, ok := errors.AsType[*recordError](err); ok && store.Unavailable(re.err) {
+			// The operation's own state could not be written because the
+			// database is restarting or out of reach: not a failure of the
+			// issuance. The job is tried again and resumes the operation.
+			logger.WarnContext(ctx, "the database is out of reach; the operation is tried again", "error", err)
+			return fmt.Errorf("operation %s: %w", id, err)
+		}
 		step := t.current()
 		if pe := (*issuer.ProblemError)(nil); errors.As(err, &pe) && pe.Step != "" {
 			step = pe.Step
@@ -220,7 +227,11 @@ func (r *Runner) Run(ctx context.Context, id string) error {
 
 	t.enter(ctx, operation.StepStoring)
 	v := versionOf(id, spec, ca.Name(), ca.DirectoryURL(), cert)
-	if err := r.vault.Put(ctx, v); err != nil && !errors.Is(err, vault.ErrExists) {
+	// The certificate is issued: a database restarting under the built-in
+	// vault must not throw it away, so the write is tried again while the
+	// database is out of reach, for a while.
+	err = whileUnavailable(ctx, storeRetryFor, func() error { return r.vault.Put(ctx, v) })
+	if err != nil && !errors.Is(err, vault.ErrExists) {
 		return t.fail(ctx, operation.StepStoring, err)
 	}
 	logger.InfoContext(ctx, "certificate issued", "serial", v.Serial, "not_after", v.NotAfter, "ca", ca.Name(),
@@ -431,7 +442,7 @@ func (s *recordingSolver) Present(ctx context.Context, challenges []issuer.Chall
 		return fmt.Errorf("encoding challenges: %w", err)
 	}
 	if err := s.store.SetPendingChallenges(ctx, s.opID, raw); err != nil {
-		return err
+		return &recordError{err}
 	}
 	return s.Solver.Present(ctx, challenges)
 }
@@ -449,7 +460,9 @@ func (s *recordingSolver) CleanUp(ctx context.Context, challenges []issuer.Chall
 	if err := s.Solver.CleanUp(ctx, challenges); err != nil {
 		return err
 	}
-	return s.store.SetPendingChallenges(ctx, s.opID, nil)
+	// The records are gone: forgetting them must outlast a database restart,
+	// or a later attempt would try to remove them again.
+	return whileUnavailable(ctx, storeRetryFor, func() error { return s.store.SetPendingChallenges(ctx, s.opID, nil) })
 }
 
 func (s *recordingSolver) removeLeftovers(ctx context.Context) error {
@@ -462,4 +475,39 @@ func (s *recordingSolver) removeLeftovers(ctx context.Context) error {
 		return fmt.Errorf("decoding pending challenges: %w", err)
 	}
 	return s.CleanUp(ctx, challenges)
+}
+
+// recordError is a failure to record an operation's state in the database
+// in the middle of its flow (the challenges about to be presented). When
+// the database is merely out of reach (store.Unavailable), Run hands the
+// job back to be tried again rather than failing the operation.
+type recordError struct{ err error }
+
+func (e *recordError) Error() string { return e.err.Error() }
+func (e *recordError) Unwrap() error { return e.err }
+
+// storeRetryFor bounds how long whileUnavailable keeps trying.
+const storeRetryFor = 30 * time.Second
+
+// whileUnavailable runs f, and runs it again — after 250 ms, doubling to
+// 4 s — while it fails with store.Unavailable (the database restarting or
+// out of reach), for at most limit or until ctx ends. It returns f's last
+// error.
+func whileUnavailable(ctx context.Context, limit time.Duration, f func() error) error {
+	deadline := time.Now().Add(limit)
+	wait := 250 * time.Millisecond
+	for {
+		err := f()
+		if err == nil || !store.Unavailable(err) || time.Now().Add(wait).After(deadline) {
+			return err
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return err
+		case <-t.C:
+		}
+		wait = min(2*wait, 4*time.Second)
+	}
 }

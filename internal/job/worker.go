@@ -2,6 +2,7 @@ package job
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -20,8 +21,14 @@ import (
 const leaseWait = 2 * time.Second
 
 // errClaimLost ends a job whose replica lost its claim on it: another
-// replica took the job over, or this one could not renew it in time.
+// replica took the job over, or this one could not renew it in time
+// (errClaimLapsed as well).
 var errClaimLost = errors.New("the job was taken over by another replica")
+
+// errClaimLapsed is a claim lost because no renewal succeeded for half of
+// rescueAfter (the database out of reach): nobody may have taken the job
+// over, so the job is handed back to be tried again rather than ended.
+var errClaimLapsed = errors.New("the claim on the job lapsed")
 
 // issueWorker works one operation at a time per certificate across every
 // replica: it takes the certificate's lease before the runner starts, keeps
@@ -73,6 +80,34 @@ func (w *issueWorker) detach(riverCtx context.Context) (context.Context, context
 // errStopping cancels the operations still running when the process stops.
 var errStopping = errors.New("the process is stopping")
 
+// Retries of an issue job: a job is tried again only when the operation's
+// state could not be recorded (the database was unreachable) or its process
+// died, never because the CA or the DNS failed — those end the operation —
+// so the wait is short at first, for a database that restarts in seconds,
+// and grows to retryMax. River's default policy (attempt⁴ seconds) made an
+// operation whose job had been interrupted four times wait over four
+// minutes (TestChaosPostgres); with MaxAttempts 25 this policy still rides
+// out about 90 minutes without a database before a job is discarded.
+const (
+	retryFirst = time.Second
+	retryMax   = 5 * time.Minute
+)
+
+// NextRetry implements river.Worker: retryFirst after the first attempt,
+// doubling up to retryMax.
+func (w *issueWorker) NextRetry(j *river.Job[IssueArgs]) time.Time {
+	return time.Now().Add(retryDelay(j.Attempt))
+}
+
+// retryDelay is the wait after the given attempt (1 for the first).
+func retryDelay(attempt int) time.Duration {
+	d := retryFirst
+	for i := 1; i < attempt && d < retryMax; i++ {
+		d *= 2
+	}
+	return min(d, retryMax)
+}
+
 // leaseTTL is how long a certificate lease lasts without renewal: long
 // enough that a job rescued from a dead replica gets it back before another
 // operation of the same certificate takes it.
@@ -104,9 +139,22 @@ func (w *issueWorker) Work(ctx context.Context, j *river.Job[IssueArgs]) error {
 	workCtx, stop := w.keepAlive(workCtx, j, op.CertificateName)
 	err = w.runner.Run(workCtx, id)
 	if lost := stop(); lost != nil {
-		// Whatever this worker returns is recorded on the job row, which the
-		// replica that took it over now works; nil is the harmless answer.
-		w.logger.WarnContext(ctx, "stopped working an operation another replica took over",
+		if errors.Is(lost, errClaimLapsed) {
+			// The claim could not be renewed (the database was out of
+			// reach): the job row most likely is still this attempt's.
+			// An error makes River retry it, and the operation resumes;
+			// returning nil would mark the job completed and leave the
+			// operation running with no job (TestChaosPostgres found
+			// operations stuck so).
+			w.logger.WarnContext(ctx, "stopped working an operation whose claim lapsed; it is tried again",
+				"operation_id", id, "error", lost)
+			return fmt.Errorf("operation %s: %w", id, lost)
+		}
+		// Another attempt runs the job now. Whatever this worker returns is
+		// recorded on the job row, which that attempt works; nil is the
+		// least harmful answer, and renew lets the newer attempt go on when
+		// it finds its row marked completed so.
+		w.logger.WarnContext(ctx, "stopped working an operation another attempt took over",
 			"operation_id", id, "error", lost)
 		return nil
 	}
@@ -179,7 +227,7 @@ func (w *issueWorker) keepAlive(ctx context.Context, j *river.Job[IssueArgs], ce
 				w.logger.WarnContext(ctx, "renewing the claim on a running job", "job_id", j.ID,
 					"operation_id", j.Args.OperationID, "error", err)
 				if silent := time.Since(lastRenewed); silent > w.rescueAfter/2 {
-					cancel(fmt.Errorf("%w: no renewal for %s: %w", errClaimLost, silent.Round(time.Millisecond), err))
+					cancel(fmt.Errorf("%w: %w: no renewal for %s: %w", errClaimLost, errClaimLapsed, silent.Round(time.Millisecond), err))
 					return
 				}
 			}
@@ -208,7 +256,20 @@ func (w *issueWorker) renew(ctx context.Context, j *river.Job[IssueArgs], certNa
 			return fmt.Errorf("renewing job %d: %w", j.ID, err)
 		}
 		if n, _ := res.RowsAffected(); n == 0 {
-			return fmt.Errorf("%w (job %d is no longer running attempt %d here)", errClaimLost, j.ID, j.Attempt)
+			// Not running this attempt. When the row still holds this
+			// attempt, another worker's end was recorded on it (River
+			// records a worker's result on the job's row whatever attempt
+			// that worker ran): the operation is still this attempt's.
+			var attempt int
+			err := w.store.DB().QueryRowContext(ctx, `SELECT attempt FROM river_job WHERE id = $1`, j.ID).Scan(&attempt)
+			switch {
+			case errors.Is(err, sql.ErrNoRows):
+				return fmt.Errorf("%w (job %d no longer exists)", errClaimLost, j.ID)
+			case err != nil:
+				return fmt.Errorf("reading job %d: %w", j.ID, err)
+			case attempt != j.Attempt:
+				return fmt.Errorf("%w (job %d runs attempt %d, not %d)", errClaimLost, j.ID, attempt, j.Attempt)
+			}
 		}
 	}
 	err := w.store.RenewLease(ctx, certName, j.Args.OperationID, w.leaseTTL())

@@ -2,8 +2,10 @@ package testenv
 
 import (
 	"context"
+	"errors"
 	"net/url"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -66,4 +68,52 @@ func TestPostgresURL(t *testing.T) {
 func TestMain(m *testing.M) {
 	m.Run()
 	StopPostgres()
+}
+
+// TestPrivatePostgres crashes a private cluster (pg_ctl stop -m immediate)
+// and restarts it fast: committed rows survive both, on the same URL, and
+// the integrity checks pass.
+func TestPrivatePostgres(t *testing.T) {
+	t.Parallel()
+	p := StartPrivatePostgres(t)
+	exec := func(sql string) error {
+		ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+		defer cancel()
+		return pgExec(ctx, p.URL, sql)
+	}
+	if err := exec("CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t SELECT generate_series(1, 1000)"); err != nil {
+		t.Fatal(err)
+	}
+	for _, mode := range []string{"immediate", "fast"} {
+		if err := p.Restart(mode); err != nil {
+			t.Fatalf("restart -m %s: %v", mode, err)
+		}
+		conn, err := pgx.Connect(t.Context(), p.URL)
+		if err != nil {
+			t.Fatalf("connecting after restart -m %s: %v", mode, err)
+		}
+		var n int
+		err = conn.QueryRow(t.Context(), "SELECT count(*) FROM t").Scan(&n)
+		_ = conn.Close(t.Context())
+		if err != nil || n != 1000 {
+			t.Fatalf("after restart -m %s: %d rows, %v; want 1000", mode, n, err)
+		}
+	}
+	if err := p.Stop("fast"); err != nil {
+		t.Fatal(err)
+	}
+	if err := exec("SELECT 1"); err == nil {
+		t.Fatal("a stopped cluster answered")
+	}
+	if err := p.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := p.Amcheck(t.Context()); err != nil && !errors.Is(err, ErrNoAmcheck) {
+		t.Errorf("%v\n%s", err, out)
+	}
+	if out, err := p.VerifyChecksums(); err != nil {
+		t.Errorf("%v\n%s", err, out)
+	} else {
+		t.Logf("pg_checksums: %s", out)
+	}
 }

@@ -61,6 +61,11 @@ type stackOptions struct {
 	ExtraRecords []string
 	// Jobs is the jobs block of the config; nil leaves it out.
 	Jobs map[string]any
+	// Database, with db "postgres", is the PostgreSQL URL to use instead
+	// of a new database on the shared server.
+	Database string
+	// RateLimit is auth.rateLimit; nil leaves the default.
+	RateLimit map[string]any
 }
 
 // stack is BIND, Pebble and one certkeeper process configured for them.
@@ -91,7 +96,10 @@ func startStack(t *testing.T, db string, opts stackOptions) *stack {
 
 	database := ""
 	if db == "postgres" {
-		database = testenv.PostgresURL(t)
+		database = opts.Database
+		if database == "" {
+			database = testenv.PostgresURL(t)
+		}
 	}
 	s := &stack{
 		db:        db,
@@ -139,6 +147,9 @@ func startStack(t *testing.T, db string, opts stackOptions) *stack {
 	}
 	if opts.Jobs != nil {
 		cfg["jobs"] = opts.Jobs
+	}
+	if opts.RateLimit != nil {
+		cfg["auth"].(map[string]any)["rateLimit"] = opts.RateLimit
 	}
 	s.srv = startServer(t, cfg, dataDir)
 	return s
