@@ -36,7 +36,7 @@ func (q quickStepsIssuer) Obtain(ctx context.Context, req issuer.Request, _ issu
 	}
 }
 
-func (q quickStepsIssuer) Candidates([]string) ([]job.CA, error) { return []job.CA{q}, nil }
+func (q quickStepsIssuer) Candidates([]string) ([]job.CA, error)     { return []job.CA{q}, nil }
 func (q quickStepsIssuer) ForVersion(string, string) (job.CA, error) { return q, nil }
 
 // TestStepsAreWrittenTogether checks that steps entered in quick succession
