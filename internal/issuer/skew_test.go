@@ -27,10 +27,20 @@ func (s *skewedCA) RoundTrip(req *http.Request) (*http.Response, error) {
 	if err != nil {
 		return resp, err
 	}
-	caNow := time.Now().Add(s.skew)
+	// Pebble's own Date, on the real clock, moved to the skewed one.
+	pebbleNow, err := http.ParseTime(resp.Header.Get("Date"))
+	if err != nil {
+		pebbleNow = time.Now()
+	}
+	caNow := pebbleNow.Add(s.skew)
 	resp.Header.Set("Date", caNow.UTC().Format(http.TimeFormat))
-	if n, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil {
+	// Pebble sends Retry-After as seconds or, half of the time, as a date
+	// on its (the real) clock: either way it becomes a date on the CA's.
+	ra := resp.Header.Get("Retry-After")
+	if n, err := strconv.Atoi(ra); err == nil {
 		resp.Header.Set("Retry-After", caNow.Add(time.Duration(n)*time.Second).UTC().Format(http.TimeFormat))
+	} else if at, err := http.ParseTime(ra); err == nil {
+		resp.Header.Set("Retry-After", at.Add(s.skew).UTC().Format(http.TimeFormat))
 	}
 	return resp, nil
 }
