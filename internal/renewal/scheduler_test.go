@@ -14,6 +14,7 @@ import (
 	"math/big"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -68,6 +69,20 @@ var issuerCA = sync.OnceValues(func() (*x509.Certificate, *ecdsa.PrivateKey) {
 // starts its schedule as a finished issuance does.
 func addVersion(t *testing.T, st *store.Store, name, id string, notBefore time.Time, lifetime time.Duration) store.Version {
 	t.Helper()
+	v := storeVersion(t, st, name, id, notBefore, lifetime)
+	err := st.Tx(t.Context(), func(tx *sql.Tx) error {
+		return st.RenewalSucceeded(t.Context(), tx, name, "", id, time.Time{}, notBefore, renewal.StatusScheduled, "issued")
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+// storeVersion stores a version of name valid from notBefore for lifetime,
+// with no renewal schedule, as an import does.
+func storeVersion(t *testing.T, st *store.Store, name, id string, notBefore time.Time, lifetime time.Duration) store.Version {
+	t.Helper()
 	ca, caKey := issuerCA()
 	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	serial, _ := rand.Int(rand.Reader, big.NewInt(1<<62))
@@ -82,12 +97,6 @@ func addVersion(t *testing.T, st *store.Store, name, id string, notBefore time.T
 		NotAfter: tmpl.NotAfter, CertPEM: string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})),
 		KeySealed: "sealed", CreatedAt: notBefore, AccountURI: "https://ca.example/acct/1"}
 	if err := st.InsertVersion(t.Context(), v); err != nil {
-		t.Fatal(err)
-	}
-	err = st.Tx(t.Context(), func(tx *sql.Tx) error {
-		return st.RenewalSucceeded(t.Context(), tx, name, "", id, time.Time{}, notBefore, renewal.StatusScheduled, "issued")
-	})
-	if err != nil {
 		t.Fatal(err)
 	}
 	return v
@@ -395,6 +404,31 @@ func TestSchedulerRevoked(t *testing.T) {
 		}
 		if r := f.schedule(t, "revoked"); r.Status != renewal.StatusRevoked || !r.NextCheckAt.Equal(f.now.Add(day)) {
 			t.Errorf("schedule = %+v; want revoked, looked at again in a day", r)
+		}
+	})
+}
+
+// TestSchedulerAdoptsUnscheduled checks that a certificate stored without a
+// renewal schedule (imported from Key Vault Acmebot) is scheduled by the
+// next scan and renewed when its moment has come, once.
+func TestSchedulerAdoptsUnscheduled(t *testing.T) {
+	t.Parallel()
+	eachDatabase(t, func(t *testing.T, st *store.Store) {
+		f := newFixture(st, t0.Add(80*day), 5)
+		storeVersion(t, st, "imported", "00000000000000000000000000000031", t0, 90*day)
+		fresh := storeVersion(t, st, "imported-fresh", "00000000000000000000000000000032", t0.Add(79*day), 90*day)
+		if _, err := st.RenewalByName(t.Context(), nil, "imported"); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("schedule before the scan: %v; want none", err)
+		}
+		if res := f.scan(t); res.Started != 1 || !slices.Equal(f.start.names(), []string{"imported"}) {
+			t.Errorf("scan = %+v, renewals %v; want the imported certificate past its moment renewed", res, f.start.names())
+		}
+		r := f.schedule(t, "imported-fresh")
+		if r.VersionID != fresh.ID || r.Status != renewal.StatusScheduled || !r.RenewAt.After(f.now) {
+			t.Errorf("schedule of a fresh import = %+v; want scheduled for later", r)
+		}
+		if n, err := st.ScheduleUnscheduled(t.Context()); err != nil || n != 0 {
+			t.Errorf("ScheduleUnscheduled again = %d, %v; want nothing left to schedule", n, err)
 		}
 	})
 }
