@@ -33,7 +33,9 @@ func run(m *testing.M) int {
 		fmt.Fprintf(os.Stderr, "e2e: %v\n", err)
 		return 1
 	}
-	return m.Run()
+	code := m.Run()
+	fmt.Println(secretsScanReport())
+	return code
 }
 
 func buildBinary(dir string) error {

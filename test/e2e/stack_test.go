@@ -208,6 +208,7 @@ func newServer(t *testing.T, cfg map[string]any, dir string) *server {
 		if err := s.stop(); err != nil {
 			t.Errorf("certkeeper did not stop cleanly on SIGTERM: %v", err)
 		}
+		s.scanLogForSecrets(t)
 		out, _ := os.ReadFile(s.logPath)
 		if bytes.Contains(out, []byte("WARNING: DATA RACE")) {
 			t.Errorf("certkeeper reported a data race")
