@@ -125,9 +125,16 @@ type replica struct {
 
 func startReplica(t *testing.T, st *store.Store, key *secret.Key, rescueAfter time.Duration) *replica {
 	t.Helper()
-	logger := slog.New(slog.DiscardHandler)
 	iss := newHeldIssuer()
-	runner := job.NewRunner(st, iss, noSolvers{}, vault.NewBuiltin(st, key), logger)
+	return &replica{store: st, queue: startQueue(t, st, key, iss, rescueAfter), issuer: iss}
+}
+
+// startQueue starts a job queue on st whose issuances go to cas, stopped at
+// the end of the test.
+func startQueue(t *testing.T, st *store.Store, key *secret.Key, cas job.CAs, rescueAfter time.Duration) *job.Queue {
+	t.Helper()
+	logger := slog.New(slog.DiscardHandler)
+	runner := job.NewRunner(st, cas, noSolvers{}, vault.NewBuiltin(st, key), logger)
 	q, err := job.New(t.Context(), job.Options{
 		Store: st, Runner: runner, Workers: 4, Timeout: time.Minute, RescueAfter: rescueAfter,
 		Housekeeping: job.Housekeeping{Interval: time.Hour, OperationRetention: time.Hour, JobRetention: time.Hour},
@@ -139,13 +146,12 @@ func startReplica(t *testing.T, st *store.Store, key *secret.Key, rescueAfter ti
 	if err := q.Start(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	r := &replica{store: st, queue: q, issuer: iss}
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
 		_ = q.Stop(ctx)
 	})
-	return r
+	return q
 }
 
 func openStore(t *testing.T, dsn string) *store.Store {

@@ -2,7 +2,6 @@ package job_test
 
 import (
 	"context"
-	"log/slog"
 	"path/filepath"
 	"testing"
 	"time"
@@ -11,7 +10,6 @@ import (
 	"github.com/certkeeper/certkeeper/internal/job"
 	"github.com/certkeeper/certkeeper/internal/operation"
 	"github.com/certkeeper/certkeeper/internal/secret"
-	"github.com/certkeeper/certkeeper/internal/vault"
 )
 
 // quickStepsIssuer enters every step of an issuance at once, as against a
@@ -61,24 +59,7 @@ func TestStepsAreWrittenTogether(t *testing.T) {
 		t.Fatal(err)
 	}
 	iss := quickStepsIssuer{newHeldIssuer()}
-	logger := slog.New(slog.DiscardHandler)
-	runner := job.NewRunner(st, iss, noSolvers{}, vault.NewBuiltin(st, key), logger)
-	q, err := job.New(t.Context(), job.Options{
-		Store: st, Runner: runner, Workers: 2, Timeout: time.Minute, RescueAfter: time.Minute,
-		Housekeeping: job.Housekeeping{Interval: time.Hour, OperationRetention: time.Hour, JobRetention: time.Hour},
-		Logger:       logger,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := q.Start(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		_ = q.Stop(ctx)
-	})
+	q := startQueue(t, st, key, iss, time.Minute)
 
 	id, err := q.Enqueue(t.Context(), operation.KindIssue, spec("quick"))
 	if err != nil {
