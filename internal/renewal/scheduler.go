@@ -103,11 +103,6 @@ const inFlightRecheck = time.Hour
 // whose moment came, at most Concurrency at once.
 func (s *Scheduler) Scan(ctx context.Context) (Result, error) {
 	var res Result
-	if n, err := s.opts.Store.ScheduleUnscheduled(ctx); err != nil {
-		return res, err
-	} else if n > 0 {
-		s.logger.InfoContext(ctx, "scheduled the renewal of certificates that had no schedule", "certificates", n)
-	}
 	inFlight, err := s.opts.Store.CountRenewing(ctx)
 	if err != nil {
 		return res, err

@@ -408,17 +408,17 @@ func TestSchedulerRevoked(t *testing.T) {
 	})
 }
 
-// TestSchedulerAdoptsUnscheduled checks that a certificate stored without a
-// renewal schedule (imported from Key Vault Acmebot) is scheduled by the
-// next scan and renewed when its moment has come, once.
+// TestSchedulerAdoptsUnscheduled checks that a certificate stored outside an
+// issuance (imported from Key Vault Acmebot) has a schedule due at once, and
+// that the next scan renews it when its moment has come, once.
 func TestSchedulerAdoptsUnscheduled(t *testing.T) {
 	t.Parallel()
 	eachDatabase(t, func(t *testing.T, st *store.Store) {
 		f := newFixture(st, t0.Add(80*day), 5)
 		storeVersion(t, st, "imported", "00000000000000000000000000000031", t0, 90*day)
 		fresh := storeVersion(t, st, "imported-fresh", "00000000000000000000000000000032", t0.Add(79*day), 90*day)
-		if _, err := st.RenewalByName(t.Context(), nil, "imported"); !errors.Is(err, store.ErrNotFound) {
-			t.Fatalf("schedule before the scan: %v; want none", err)
+		if r := f.schedule(t, "imported"); r.NextCheckAt.After(f.now) {
+			t.Fatalf("schedule of an imported certificate = %+v; want one due at once", r)
 		}
 		if res := f.scan(t); res.Started != 1 || !slices.Equal(f.start.names(), []string{"imported"}) {
 			t.Errorf("scan = %+v, renewals %v; want the imported certificate past its moment renewed", res, f.start.names())
@@ -427,8 +427,8 @@ func TestSchedulerAdoptsUnscheduled(t *testing.T) {
 		if r.VersionID != fresh.ID || r.Status != renewal.StatusScheduled || !r.RenewAt.After(f.now) {
 			t.Errorf("schedule of a fresh import = %+v; want scheduled for later", r)
 		}
-		if n, err := st.ScheduleUnscheduled(t.Context()); err != nil || n != 0 {
-			t.Errorf("ScheduleUnscheduled again = %d, %v; want nothing left to schedule", n, err)
+		if res := f.scan(t); res.Started != 0 {
+			t.Errorf("second scan = %+v; want no second renewal", res)
 		}
 	})
 }

@@ -88,6 +88,15 @@ func insertVersion(ctx context.Context, tx *sql.Tx, v Version) error {
 		v.AccountURI, v.Replaces); err != nil {
 		return fmt.Errorf("writing version %s of %s: %w", v.ID, v.Name, err)
 	}
+	// Every stored certificate has a renewal schedule, or the scheduler,
+	// which reads schedules only, would never renew it: a certificate stored
+	// without one (imported from Key Vault Acmebot) gets one due at once.
+	// The end of an issuance writes the real schedule over it; a schedule
+	// that exists (a renewal in flight) is left alone.
+	if _, err := tx.ExecContext(ctx, `INSERT INTO renewals (certificate_name, next_check_at, updated_at)
+		VALUES ($1, 0, $2) ON CONFLICT (certificate_name) DO NOTHING`, v.Name, time.Now().UnixMicro()); err != nil {
+		return fmt.Errorf("scheduling the renewal of %s: %w", v.Name, err)
+	}
 	return nil
 }
 

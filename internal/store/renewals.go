@@ -93,24 +93,6 @@ func (s *Store) DueRenewals(ctx context.Context, now time.Time, limit int) ([]Re
 	return scanRenewals(rows, "listing due renewals")
 }
 
-// ScheduleUnscheduled gives every stored certificate that has a version but
-// no renewal schedule one, due at once, and returns how many it scheduled.
-// The end of an issuance writes the schedule; a version stored any other way
-// (imported from Key Vault Acmebot, restored from a backup) has none, and the
-// scheduler, which reads schedules only, would never renew it.
-func (s *Store) ScheduleUnscheduled(ctx context.Context) (int64, error) {
-	res, err := s.db.ExecContext(ctx, `INSERT INTO renewals (certificate_name, next_check_at, updated_at)
-		SELECT c.name, 0, $1 FROM certificates c
-		WHERE NOT EXISTS (SELECT 1 FROM renewals r WHERE r.certificate_name = c.name)
-		AND EXISTS (SELECT 1 FROM certificate_versions v WHERE v.certificate_name = c.name)
-		ON CONFLICT (certificate_name) DO NOTHING`, time.Now().UnixMicro())
-	if err != nil {
-		return 0, fmt.Errorf("scheduling certificates without a renewal schedule: %w", err)
-	}
-	n, _ := res.RowsAffected()
-	return n, nil
-}
-
 // Renewals returns every schedule, ordered by certificate name.
 func (s *Store) Renewals(ctx context.Context) ([]Renewal, error) {
 	rows, err := s.readRows(ctx, `SELECT `+renewalColumns+` FROM renewals ORDER BY certificate_name`)
