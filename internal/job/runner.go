@@ -305,11 +305,7 @@ const stepSaveInterval = 100 * time.Millisecond
 // done records the end of the operation, with hooks.Ended in the same
 // transaction, and tells hooks.Observe.
 func (t *tracker) done(ctx context.Context) error {
-	t.ended = true // t.mu is held
-	if t.stepSave != nil {
-		t.stepSave.Stop()
-		t.stepSave = nil
-	}
+	t.end() // t.mu is held
 	if t.hooks.Ended == nil {
 		if err := t.save(ctx); err != nil {
 			return err
@@ -346,6 +342,11 @@ func (t *tracker) save(ctx context.Context) error {
 func (t *tracker) stop() {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	t.end()
+}
+
+// end cancels a waiting step write and lets no other start; t.mu is held.
+func (t *tracker) end() {
 	t.ended = true
 	if t.stepSave != nil {
 		t.stepSave.Stop()
